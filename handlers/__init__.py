@@ -1,0 +1,1 @@
+"""SCF entry modules: each exposes ``main_handler(event, context)``."""

@@ -1,0 +1,338 @@
+"""The thin signed client: a typed wrapper over the SDK's ``CbsClient``.
+
+It owns credentials, region, endpoint, timeouts, pacing and retries, and it is
+the only module that sees ``TencentCloudSDKException``: every SDK failure leaves
+here as :class:`~cbsnap.errors.CloudError` (``raise … from``).
+
+Retries follow the call's nature:
+
+* ``RequestLimitExceeded*`` is paced and retried until the invocation's deadline.
+* Transient errors (``InternalError*``, ``ResourceBusy``, ``InvalidDisk.Busy``,
+  network errors) get a few attempts with capped exponential backoff and jitter.
+* For CreateSnapshot, an *ambiguous* failure (network error, ``InternalError*``)
+  may have created the snapshot, so it is not retried here: it is raised for the
+  use case, which looks for the snapshot by its idempotency tag before trying
+  again. The SDK's StandardRetryer is not used: it re-raises a stale error after
+  a success (see docs/sdk-traps.md).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tencentcloud.cbs.v20170312 import cbs_client
+from tencentcloud.cbs.v20170312 import models as cbs_models
+from tencentcloud.common import credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+
+from cbsnap.errors import CloudError, ConfigurationError, DeadlineReached
+from cbsnap.pacing import RateLimiter, Sleep
+from cbsnap.scf import Deadline
+from cbsnap.settings import Settings
+
+T = TypeVar("T")
+
+DESCRIBE_DISKS_MAX_IDS = 100  # DiskIds per DescribeDisks call (Limit max)
+DESCRIBE_SNAPSHOTS_MAX_DISKS = 10  # values of the disk-id filter per call
+PAGE_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to retry. Delays use "equal jitter": half fixed, half random."""
+
+    transient_attempts: int = 4
+    base_delay: float = 0.2
+    max_delay: float = 2.0
+    throttle_base_delay: float = 0.05
+    throttle_max_delay: float = 1.0
+
+    def delay(self, failures: int, rng: random.Random, *, throttle: bool = False) -> float:
+        """Seconds to wait after the ``failures``-th consecutive failure (1-based)."""
+        base, cap = (
+            (self.throttle_base_delay, self.throttle_max_delay)
+            if throttle
+            else (self.base_delay, self.max_delay)
+        )
+        ceiling = min(cap, base * 2 ** max(failures - 1, 0))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+@dataclass(frozen=True)
+class DiskInfo:
+    """What cbsnap needs to know about a disk (from DescribeDisks)."""
+
+    disk_id: str
+    snapshot_ability: bool
+    state: str
+    instance_id: str | None
+    zone: str | None
+    snapshot_count: int
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What cbsnap needs to know about a snapshot (from DescribeSnapshots)."""
+
+    snapshot_id: str
+    disk_id: str
+    state: str
+    percent: int
+    name: str
+    create_time: str
+    deadline_time: str | None
+    image_count: int
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CreatedSnapshot:
+    """A successful CreateSnapshot: the snapshot ID and the call's RequestId."""
+
+    snapshot_id: str
+    request_id: str | None
+
+
+def make_credential(settings: Settings) -> credential.Credential:
+    """The SDK credential from settings, built explicitly.
+
+    The SDK's environment provider does not read SCF's
+    ``TENCENTCLOUD_SECRETID``/``…SECRETKEY``/``…SESSIONTOKEN``.
+    """
+    if not settings.secret_id or not settings.secret_key.get_secret_value():
+        raise ConfigurationError(
+            "no API credentials: bind an execution role to the function (SCF then sets "
+            "TENCENTCLOUD_SECRETID/TENCENTCLOUD_SECRETKEY/TENCENTCLOUD_SESSIONTOKEN)"
+        )
+    token = settings.session_token.get_secret_value() if settings.session_token else None
+    try:
+        return credential.Credential(settings.secret_id, settings.secret_key.get_secret_value(), token)
+    except TencentCloudSDKException as exc:
+        # The SDK's message names the problem, never the secret itself.
+        raise ConfigurationError(f"unusable credentials: {exc.message}") from exc
+
+
+def make_profile(settings: Settings, service: str) -> ClientProfile:
+    """The SDK client profile for one service: endpoint override, timeout, no breaker."""
+    http = HttpProfile(
+        protocol=settings.endpoint.protocol,
+        endpoint=settings.endpoint.host_for(service),
+        reqTimeout=settings.request_timeout,
+    )
+    # The region breaker stays off: with it on, a network failure surfaces as an
+    # AttributeError on None (docs/sdk-traps.md).
+    return ClientProfile(httpProfile=http, language="en-US", disable_region_breaker=True)
+
+
+def make_sdk_client(settings: Settings, region: str) -> cbs_client.CbsClient:
+    """Build the SDK's CbsClient for one region from settings."""
+    return cbs_client.CbsClient(make_credential(settings), region, make_profile(settings, "cbs"))
+
+
+def _tags(raw: Iterable[Any] | None) -> dict[str, str]:
+    return {t.Key: t.Value for t in raw or () if t is not None and t.Key is not None}
+
+
+def _snapshot_info(s: Any) -> SnapshotInfo:
+    return SnapshotInfo(
+        snapshot_id=s.SnapshotId,
+        disk_id=s.DiskId,
+        state=s.SnapshotState or "",
+        percent=int(s.Percent or 0),
+        name=s.SnapshotName or "",
+        create_time=s.CreateTime or "",
+        deadline_time=s.DeadlineTime or None,
+        image_count=int(s.ImageCount or 0),
+        tags=_tags(s.Tags),
+    )
+
+
+def _disk_info(d: Any) -> DiskInfo:
+    return DiskInfo(
+        disk_id=d.DiskId,
+        snapshot_ability=bool(d.SnapshotAbility),
+        state=d.DiskState or "",
+        instance_id=d.InstanceId or None,
+        zone=d.Placement.Zone if d.Placement is not None else None,
+        snapshot_count=int(d.SnapshotCount or 0),
+        tags=_tags(d.Tags),
+    )
+
+
+class SignedApi:
+    """Pacing, retries and exception translation around one SDK client.
+
+    Parameters
+    ----------
+    sdk:
+        An SDK client (``CbsClient``, ``TdmqClient``) whose action methods take a request model.
+    region:
+        The region the client signs for; echoed in results.
+    rate_limiter:
+        Grants each call its start time (see :mod:`cbsnap.pacing`).
+    policy, sleep, rng:
+        Retry behaviour; tests inject a recording ``sleep`` and a seeded ``rng``.
+    """
+
+    def __init__(
+        self,
+        sdk: Any,
+        *,
+        region: str,
+        rate_limiter: RateLimiter,
+        policy: RetryPolicy | None = None,
+        sleep: Sleep = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._sdk = sdk
+        self.region = region
+        self._limiter = rate_limiter
+        self._policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    # -- the retry loop ------------------------------------------------------------
+
+    def _call(
+        self,
+        action: str,
+        request: Any,
+        deadline: Deadline,
+        *,
+        retry_ambiguous: bool = True,
+    ) -> Any:
+        """Call ``action`` until it succeeds, fails for good, or time runs out."""
+        method: Callable[[Any], Any] = getattr(self._sdk, action)
+        throttles = transients = 0
+        last: tuple[CloudError, BaseException] | None = None
+        while True:
+            if not self._limiter.acquire(f"{self.region}/{action}", deadline):
+                if last is not None:  # the real reason beats "out of time"
+                    raise last[0] from last[1]
+                raise DeadlineReached(action)
+            try:
+                return method(request)
+            except TencentCloudSDKException as exc:
+                error = CloudError(action, str(exc.code or "Unknown"), str(exc.message or ""), exc.requestId)
+                last = (error, exc)
+            if error.is_throttle:
+                throttles += 1
+                wait = self._policy.delay(throttles, self._rng, throttle=True)
+            elif error.is_transient and (retry_ambiguous or not error.is_ambiguous):
+                transients += 1
+                if transients >= self._policy.transient_attempts:
+                    gave_up = CloudError(
+                        action,
+                        error.code,
+                        f"{error.message} (gave up after {transients} attempts)",
+                        error.request_id,
+                    )
+                    raise gave_up from last[1]
+                wait = self._policy.delay(transients, self._rng)
+            else:
+                raise error from last[1]
+            if wait >= deadline.remaining():
+                raise error from last[1]
+            self._sleep(wait)
+
+
+
+class CbsApi(SignedApi):
+    """Typed CBS calls for one region (see :class:`SignedApi` for the parameters)."""
+
+    def describe_disks(self, disk_ids: Sequence[str], deadline: Deadline) -> dict[str, DiskInfo]:
+        """Look up disks by ID, 100 per call; unknown IDs are simply absent."""
+        found: dict[str, DiskInfo] = {}
+        for start in range(0, len(disk_ids), DESCRIBE_DISKS_MAX_IDS):
+            chunk = list(disk_ids[start : start + DESCRIBE_DISKS_MAX_IDS])
+            req = cbs_models.DescribeDisksRequest()
+            req.DiskIds = chunk
+            req.Limit = PAGE_LIMIT
+            resp = self._call("DescribeDisks", req, deadline)
+            for disk in resp.DiskSet or ():
+                info = _disk_info(disk)
+                found[info.disk_id] = info
+        return found
+
+    def describe_snapshots(
+        self,
+        deadline: Deadline,
+        *,
+        disk_ids: Sequence[str] = (),
+        snapshot_ids: Sequence[str] = (),
+        offset: int = 0,
+        limit: int = PAGE_LIMIT,
+        newest_first: bool = True,
+    ) -> tuple[int, list[SnapshotInfo]]:
+        """One page of snapshots, by snapshot IDs or by up to 10 disk IDs.
+
+        Returns ``(TotalCount, page)``.
+        """
+        req = cbs_models.DescribeSnapshotsRequest()
+        if snapshot_ids:
+            req.SnapshotIds = list(snapshot_ids)
+        if disk_ids:
+            if len(disk_ids) > DESCRIBE_SNAPSHOTS_MAX_DISKS:
+                raise ValueError("the disk-id filter takes at most 10 values")
+            flt = cbs_models.Filter()
+            flt.Name = "disk-id"
+            flt.Values = list(disk_ids)
+            req.Filters = [flt]
+        req.Offset = offset
+        req.Limit = limit
+        req.OrderField = "CREATE_TIME"
+        req.Order = "DESC" if newest_first else "ASC"
+        resp = self._call("DescribeSnapshots", req, deadline)
+        return int(resp.TotalCount or 0), [_snapshot_info(s) for s in resp.SnapshotSet or ()]
+
+    def create_snapshot(
+        self,
+        disk_id: str,
+        name: str,
+        deadline: Deadline,
+        *,
+        tags: Mapping[str, str] | None = None,
+        expires_at: str | None = None,
+    ) -> CreatedSnapshot:
+        """CreateSnapshot with everything in the one call (tags, ``Deadline``).
+
+        Tagging after creation leaves untagged orphans when the second call
+        fails, so the tags travel with the create. Throttles and busy disks are
+        retried here; an ambiguous failure is raised (see the module docstring).
+        A reply without a SnapshotId is an error, not a success.
+        """
+        req = cbs_models.CreateSnapshotRequest()
+        req.DiskId = disk_id
+        req.SnapshotName = name
+        if expires_at is not None:
+            req.Deadline = expires_at
+        if tags:
+            req.Tags = []
+            for key, value in tags.items():
+                tag = cbs_models.Tag()
+                tag.Key, tag.Value = key, value
+                req.Tags.append(tag)
+        resp = self._call("CreateSnapshot", req, deadline, retry_ambiguous=False)
+        if not resp.SnapshotId:
+            raise CloudError(
+                "CreateSnapshot",
+                "InternalError.NoSnapshotId",
+                "the reply carried no SnapshotId",
+                resp.RequestId,
+            )
+        return CreatedSnapshot(snapshot_id=resp.SnapshotId, request_id=resp.RequestId)
+
+    def delete_snapshots(self, snapshot_ids: Sequence[str], deadline: Deadline) -> str | None:
+        """DeleteSnapshots (all-or-nothing on the cloud side); returns the RequestId."""
+        req = cbs_models.DeleteSnapshotsRequest()
+        req.SnapshotIds = list(snapshot_ids)
+        resp = self._call("DeleteSnapshots", req, deadline)
+        return str(resp.RequestId) if resp.RequestId else None
+

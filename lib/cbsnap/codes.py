@@ -1,0 +1,101 @@
+"""Seed result codes (the legacy CreateSnapshot v2 contract) and the one mapping
+from API 3.0 error codes to them.
+
+The seed page documents six business codes. Everything the seed does not cover
+gets one of three fallback codes, borrowed from the v2 API's common error codes
+so callers that already branch on v2 numbers keep working:
+
+=====  ====================  ==========================================================
+code   codeDesc              when
+=====  ====================  ==========================================================
+4100   AuthFailure           credentials, signature or CAM permission refused
+4400   RequestLimitExceeded  still throttled when the invocation's deadline came
+6000   InternalError         anything else: InternalError*, network errors, unknown codes,
+                             disks left unattempted because the invocation ran out of time
+=====  ====================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class SeedCode(IntEnum):
+    """Numeric result codes of the seed contract (plus the documented fallbacks)."""
+
+    SUCCESS = 0
+    INVALID_PARAMETER = 9003
+    DISK_BUSY = 16005
+    SNAPSHOT_QUOTA_EXCEEDED = 16006
+    DISK_TYPE_INVALID = 16007
+    SNAPSHOT_NOT_SUPPORTED = 16026
+    CBS_CREATING_SNAPSHOT = 16027
+    AUTH_FAILURE = 4100
+    REQUEST_LIMIT_EXCEEDED = 4400
+    INTERNAL_ERROR = 6000
+
+    @property
+    def desc(self) -> str:
+        """The English description the seed page gives for this code."""
+        return _DESCRIPTIONS[self]
+
+
+_DESCRIPTIONS: dict[SeedCode, str] = {
+    SeedCode.SUCCESS: "Success",
+    SeedCode.INVALID_PARAMETER: "InvalidParameter",
+    SeedCode.DISK_BUSY: "IncorrectInstanceStatus.DiskBusy",
+    SeedCode.SNAPSHOT_QUOTA_EXCEEDED: "SnapshotQuotaExceeded",
+    SeedCode.DISK_TYPE_INVALID: "IncorrectInstanceStatus.DiskTypeInvalid",
+    SeedCode.SNAPSHOT_NOT_SUPPORTED: "IncorrectInstanceStatus.SnapshotNotSupported",
+    SeedCode.CBS_CREATING_SNAPSHOT: "IncorrectInstanceStatus.CbsCreatingSnapshot",
+    SeedCode.AUTH_FAILURE: "AuthFailure",
+    SeedCode.REQUEST_LIMIT_EXCEEDED: "RequestLimitExceeded",
+    SeedCode.INTERNAL_ERROR: "InternalError",
+}
+
+# Exact API 3.0 codes first; entries ending in "*" match by plain prefix (longest wins),
+# so "InvalidParameter*" also covers InvalidParameterValue and its sub-codes.
+_API_TO_SEED: dict[str, SeedCode] = {
+    "InvalidParameter*": SeedCode.INVALID_PARAMETER,  # also covers InvalidParameterValue*
+    "MissingParameter": SeedCode.INVALID_PARAMETER,
+    "UnknownParameter": SeedCode.INVALID_PARAMETER,
+    "InvalidFilter": SeedCode.INVALID_PARAMETER,
+    "InvalidDiskId.NotFound": SeedCode.INVALID_PARAMETER,
+    "InvalidDisk.Busy": SeedCode.DISK_BUSY,
+    "ResourceBusy": SeedCode.DISK_BUSY,
+    "ResourceInUse*": SeedCode.DISK_BUSY,
+    "InsufficientSnapshotQuota": SeedCode.SNAPSHOT_QUOTA_EXCEEDED,
+    "ResourceInsufficient.OverQuota": SeedCode.SNAPSHOT_QUOTA_EXCEEDED,
+    "InvalidDisk.NotSupported": SeedCode.DISK_TYPE_INVALID,
+    "InvalidDisk.TypeError": SeedCode.DISK_TYPE_INVALID,
+    "ResourceUnavailable.NotSupported": SeedCode.DISK_TYPE_INVALID,
+    "UnsupportedOperation.DiskEncrypt": SeedCode.DISK_TYPE_INVALID,
+    "InvalidDisk.NotSupportSnapshot": SeedCode.SNAPSHOT_NOT_SUPPORTED,
+    "ResourceUnavailable.NotSupportSnapshot": SeedCode.SNAPSHOT_NOT_SUPPORTED,
+    "UnsupportedOperation.ShareDiskNotSupportSnap": SeedCode.SNAPSHOT_NOT_SUPPORTED,
+    "InvalidDisk.SnapshotCreating": SeedCode.CBS_CREATING_SNAPSHOT,
+    "ResourceUnavailable.SnapshotCreating": SeedCode.CBS_CREATING_SNAPSHOT,
+    "ResourceUnavailable.TooManyCreatingSnapshot": SeedCode.CBS_CREATING_SNAPSHOT,
+    "AuthFailure*": SeedCode.AUTH_FAILURE,
+    "UnauthorizedOperation*": SeedCode.AUTH_FAILURE,
+    "InvalidCredential": SeedCode.AUTH_FAILURE,
+    "RequestLimitExceeded*": SeedCode.REQUEST_LIMIT_EXCEEDED,
+}
+_EXACT = {k: v for k, v in _API_TO_SEED.items() if not k.endswith("*")}
+_PREFIXES = sorted(
+    ((k[:-1], v) for k, v in _API_TO_SEED.items() if k.endswith("*")), key=lambda kv: -len(kv[0])
+)
+
+
+def seed_code_for(api_code: str) -> SeedCode:
+    """Map an API 3.0 error code (or an SDK client-side code) to its seed code.
+
+    Unknown codes fall back to :attr:`SeedCode.INTERNAL_ERROR`; this never raises.
+    """
+    exact = _EXACT.get(api_code)
+    if exact is not None:
+        return exact
+    for prefix, code in _PREFIXES:
+        if api_code.startswith(prefix):
+            return code
+    return SeedCode.INTERNAL_ERROR

@@ -1,0 +1,75 @@
+"""cbsnap's exceptions. SDK exceptions become :class:`CloudError` in one place
+(:mod:`cbsnap.client`); nothing else in the package sees the SDK's types."""
+
+from __future__ import annotations
+
+from cbsnap.codes import SeedCode, seed_code_for
+
+# SDK client-side codes meaning the request may or may not have reached the
+# server: for a mutating call the outcome is unknown.
+NETWORK_CODES = frozenset({"ClientNetworkError", "ServerNetworkError"})
+
+
+class CbsnapError(Exception):
+    """Base class of cbsnap's own exceptions."""
+
+
+class ConfigurationError(CbsnapError):
+    """The function's environment is unusable (missing credentials, bad setting)."""
+
+
+class DeadlineReached(CbsnapError):
+    """A call was not started because the invocation's deadline would pass first."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        super().__init__(f"{action} not started: the invocation's deadline came first")
+
+
+class CloudError(CbsnapError):
+    """A Tencent Cloud API call failed.
+
+    ``code`` is the API 3.0 error code (or the SDK's client-side code such as
+    ``ClientNetworkError``), ``request_id`` the cloud's RequestId when there was one.
+    """
+
+    def __init__(self, action: str, code: str, message: str, request_id: str | None = None) -> None:
+        self.action = action
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        super().__init__(self.describe())
+
+    @property
+    def seed_code(self) -> SeedCode:
+        """The seed contract's numeric code for this error."""
+        return seed_code_for(self.code)
+
+    @property
+    def is_throttle(self) -> bool:
+        """The API refused the call for rate: nothing happened, try again later."""
+        return self.code.startswith("RequestLimitExceeded")
+
+    @property
+    def is_network(self) -> bool:
+        """No readable answer: a mutating call may or may not have been committed."""
+        return self.code in NETWORK_CODES
+
+    @property
+    def is_transient(self) -> bool:
+        """Worth a few quick retries: the same call may well succeed in seconds."""
+        return (
+            self.is_network
+            or self.code.startswith("InternalError")
+            or self.code in ("ResourceBusy", "InvalidDisk.Busy")
+        )
+
+    @property
+    def is_ambiguous(self) -> bool:
+        """After this failure a mutating call may or may not have been committed."""
+        return self.is_network or self.code.startswith("InternalError")
+
+    def describe(self) -> str:
+        """One line for results and logs: action, cloud code, message, RequestId."""
+        rid = f" (RequestId {self.request_id})" if self.request_id else ""
+        return f"{self.action} failed: {self.code}: {self.message}{rid}"

@@ -1,0 +1,49 @@
+"""The SCF timer trigger's event: ``{"Type":"Timer","TriggerName","Time","Message"}``.
+
+``Message`` is the trigger's argument string (≤ 4 KB): the request document as
+JSON. A retried firing keeps its ``Time``; the next firing has a new one, so
+``TriggerName`` + ``Time`` identifies one firing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TimerFiring:
+    """What the timer handler needs from the event."""
+
+    trigger_name: str
+    time: str
+    document: Any  # the request document (JSON text, a dict) or None when absent
+    problem: str | None = None  # set when the event itself is malformed
+
+    @property
+    def request_key(self) -> str:
+        """Identifies this firing; stable across SCF's retries of the same firing."""
+        return f"timer/{self.trigger_name}/{self.time}"
+
+
+def parse_timer_event(event: Any, default_request: dict[str, Any] | None) -> TimerFiring:
+    """Read a timer event; never raises. An empty ``Message`` uses ``default_request``."""
+    if not isinstance(event, dict):
+        return TimerFiring("", "", None, f"timer event must be a JSON object, got {type(event).__name__}")
+    name = event.get("TriggerName")
+    fired = event.get("Time")
+    kind = event.get("Type")
+    name = name if isinstance(name, str) else ""
+    fired = fired if isinstance(fired, str) else ""
+    if not isinstance(kind, str) or kind.lower() != "timer":
+        return TimerFiring(name, fired, None, "not a timer event: Type must be 'Timer'")
+    message = event.get("Message", "")
+    if message is None or (isinstance(message, str) and not message.strip()):
+        if default_request is None:
+            return TimerFiring(
+                name, fired, None, "the timer's Message is empty and CBSNAP_DEFAULT_REQUEST is not set"
+            )
+        return TimerFiring(name, fired, default_request)
+    if not isinstance(message, (str, dict)):
+        return TimerFiring(name, fired, None, "the timer's Message must be a JSON string")
+    return TimerFiring(name, fired, message)

@@ -1,0 +1,132 @@
+"""Settings from the environment, read once per process.
+
+SCF injects the execution role's temporary credentials as
+``TENCENTCLOUD_SECRETID``/``TENCENTCLOUD_SECRETKEY``/``TENCENTCLOUD_SESSIONTOKEN``,
+which the SDK's own environment provider does not read; the SDK's names
+(``TENCENTCLOUD_SECRET_ID``/``TENCENTCLOUD_SECRET_KEY``) are accepted too.
+Everything cbsnap-specific is ``CBSNAP_*``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+DEFAULT_REGION = "ap-guangzhou"
+
+
+class Endpoint(BaseModel):
+    """Where API calls go: HttpProfile wants the scheme and the host apart."""
+
+    model_config = ConfigDict(frozen=True)
+
+    protocol: str = "https"
+    host: str | None = None  # None: the SDK's default <service>.tencentcloudapi.com
+
+    @classmethod
+    def parse(cls, value: str | None) -> Endpoint:
+        """Split ``http://127.0.0.1:9000`` into protocol and ``host:port``.
+
+        A bare host means https. ``{service}`` in the host is replaced by the
+        API's service name (``cbs``, ``tdmq``), for region-specific endpoints.
+        """
+        if not value:
+            return cls()
+        if "://" not in value:
+            return cls(protocol="https", host=value.strip("/"))
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"CBSNAP_ENDPOINT must look like https://host[:port], got {value!r}")
+        return cls(protocol=parts.scheme, host=parts.netloc)
+
+    def host_for(self, service: str) -> str | None:
+        """The endpoint host for one service, or None for the SDK default."""
+        return self.host.replace("{service}", service) if self.host else None
+
+
+class Settings(BaseModel):
+    """Process-wide configuration (see the README's configuration table)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    secret_id: str = ""
+    secret_key: SecretStr = SecretStr("")
+    session_token: SecretStr | None = None
+    region: str = DEFAULT_REGION
+    endpoint: Endpoint = Field(default_factory=Endpoint)
+    request_timeout: float = Field(default=10.0, gt=0)
+    rate_limit: float = Field(default=20.0, ge=0)  # requests/s per action; 0 turns pacing off
+    concurrency: int = Field(default=8, ge=1, le=64)
+    safety_margin_ms: int = Field(default=3000, ge=0)
+    default_request: dict[str, Any] | None = None
+    service_name: str = "cbsnap"
+    # webhook (API Gateway) authentication
+    webhook_secret: SecretStr | None = None
+    webhook_auth: str = Field(default="hmac", pattern="^(hmac|gateway)$")
+    webhook_max_body: int = Field(default=256 * 1024, ge=1024)
+    # result sinks besides the log (CMQ queue / topic names)
+    result_queue: str | None = None
+    result_topic: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from an environment mapping (``os.environ`` by default)."""
+        env = os.environ if env is None else env
+
+        def first(*names: str) -> str | None:
+            for name in names:
+                if env.get(name):
+                    return env[name]
+            return None
+
+        token = first("TENCENTCLOUD_SESSIONTOKEN", "TENCENTCLOUD_SESSION_TOKEN")
+        webhook_secret = first("CBSNAP_WEBHOOK_SECRET")
+        default_request = first("CBSNAP_DEFAULT_REQUEST")
+        values: dict[str, Any] = {
+            "secret_id": (first("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRET_ID") or "").strip(),
+            "secret_key": SecretStr(
+                (first("TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SECRET_KEY") or "").strip()
+            ),
+            "session_token": SecretStr(token) if token else None,
+            "region": first("CBSNAP_REGION", "TENCENTCLOUD_REGION") or DEFAULT_REGION,
+            "endpoint": Endpoint.parse(first("CBSNAP_ENDPOINT")),
+            "default_request": json.loads(default_request) if default_request else None,
+            "service_name": first("POWERTOOLS_SERVICE_NAME") or "cbsnap",
+            "webhook_secret": SecretStr(webhook_secret) if webhook_secret else None,
+            "webhook_auth": first("CBSNAP_WEBHOOK_AUTH") or "hmac",
+            "result_queue": first("CBSNAP_RESULT_QUEUE"),
+            "result_topic": first("CBSNAP_RESULT_TOPIC"),
+        }
+        numeric = {
+            "request_timeout": "CBSNAP_REQUEST_TIMEOUT",
+            "rate_limit": "CBSNAP_RATE_LIMIT",
+            "concurrency": "CBSNAP_CONCURRENCY",
+            "safety_margin_ms": "CBSNAP_SAFETY_MARGIN_MS",
+            "webhook_max_body": "CBSNAP_WEBHOOK_MAX_BODY",
+        }
+        for field_name, env_name in numeric.items():
+            raw = first(env_name)
+            if raw is not None:
+                values[field_name] = raw
+        return cls.model_validate(values)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value this process holds, for log redaction."""
+        found = [self.secret_key.get_secret_value()]
+        if self.session_token is not None:
+            found.append(self.session_token.get_secret_value())
+        if self.webhook_secret is not None:
+            found.append(self.webhook_secret.get_secret_value())
+        return tuple(s for s in found if s)
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from ``os.environ`` on first use (SCF: once per container)."""
+    return Settings.from_env()

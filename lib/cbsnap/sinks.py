@@ -1,0 +1,128 @@
+"""Where per-disk results go. The log sink is always on: SCF ships stdout to CLS,
+one structured JSON record per disk result."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+from cbsnap.models import ReplyTo, SnapshotResult
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    """Context of one request, carried into every log record and sink message."""
+
+    trigger: str
+    request_key: str
+    source_id: str | None = None  # trigger name, API request id, queue message id
+    message_id: str | None = None  # queue triggers: stamped on every result as messageId
+    invocation_id: str | None = None
+    reply_to: ReplyTo | None = None  # from the request document
+    correlation: dict[str, Any] | None = None  # from the request document, echoed back
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """How a sink fared with one request's results (reported in the handler's answer)."""
+
+    sink: str  # e.g. "queue:cbsnap-results"
+    ok: bool
+    message: str = ""
+    message_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        data: dict[str, Any] = {"sink": self.sink, "ok": self.ok}
+        if self.message:
+            data["message"] = self.message
+        if self.message_id:
+            data["messageId"] = self.message_id
+        return data
+
+
+class ResultSink(Protocol):
+    """Receives the results of one request."""
+
+    def emit(self, results: Sequence[SnapshotResult], meta: RequestMeta) -> Sequence[DeliveryReport]:
+        """Deliver the results; report delivery problems rather than raise them."""
+        ...
+
+
+class Redactor:
+    """Replaces known secret values in text, raw and JSON-escaped."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        variants: set[str] = set()
+        for secret in secrets:
+            if len(secret) >= 4:  # shorter strings would shred ordinary text
+                variants.add(secret)
+                variants.add(json.dumps(secret)[1:-1])
+        self._secrets = sorted(variants, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every secret replaced by ``***``."""
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+
+class _RedactingFormatter(LambdaPowertoolsFormatter):
+    def __init__(self, redactor: Redactor, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._redact = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._redact(super().format(record))
+
+
+def make_logger(
+    service: str, redactor: Redactor, *, stream: IO[str] | None = None, level: str | None = None
+) -> Logger:
+    """A powertools Logger whose every line passes through ``redactor``.
+
+    powertools configures the stdlib logger named ``service`` once per process
+    and ignores later ``stream``/formatter arguments, so the one handler is
+    re-pointed here: a new runtime (a test, the CLI) gets its own stream and redactor.
+    """
+    formatter = _RedactingFormatter(redactor)
+    logger = Logger(service=service, level=level, stream=stream, logger_formatter=formatter)
+    handler = logger.registered_handler
+    handler.setFormatter(formatter)
+    formatter.append_keys(service=service)
+    if stream is not None and isinstance(handler, logging.StreamHandler):
+        handler.setStream(stream)
+    return logger
+
+
+class LogSink:
+    """One JSON log record per disk result (SCF: stdout → CLS)."""
+
+    def __init__(self, logger: Logger) -> None:
+        self._logger = logger
+
+    def emit(self, results: Sequence[SnapshotResult], meta: RequestMeta) -> Sequence[DeliveryReport]:
+        """Log every result at INFO (success) or WARNING (failure)."""
+        for result in results:
+            record = {
+                "result": result.to_dict(),
+                "trigger": meta.trigger,
+                "request_key": meta.request_key,
+                **({"source_id": meta.source_id} if meta.source_id else {}),
+                **({"invocation_id": meta.invocation_id} if meta.invocation_id else {}),
+            }
+            if meta.correlation:
+                record["correlation"] = meta.correlation
+            if result.ok:
+                self._logger.info("snapshot.created", extra=record)
+            else:
+                self._logger.warning("snapshot.failed", extra=record)
+        return ()
