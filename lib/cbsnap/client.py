@@ -60,7 +60,7 @@ class RetryPolicy:
             if throttle
             else (self.base_delay, self.max_delay)
         )
-        ceiling = min(cap, base * 2 ** max(failures - 1, 0))
+        ceiling: float = min(cap, base * 2.0 ** max(failures - 1, 0))
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
@@ -243,7 +243,6 @@ class SignedApi:
             self._sleep(wait)
 
 
-
 class CbsApi(SignedApi):
     """Typed CBS calls for one region (see :class:`SignedApi` for the parameters)."""
 
@@ -335,4 +334,3 @@ class CbsApi(SignedApi):
         req.SnapshotIds = list(snapshot_ids)
         resp = self._call("DeleteSnapshots", req, deadline)
         return str(resp.RequestId) if resp.RequestId else None
-

@@ -37,14 +37,10 @@ MAX_CORRELATION_BYTES = 2048
 _ECHO_LIMIT = 80
 
 DiskId = Annotated[str, StringConstraints(pattern=r"^disk-[a-z0-9]{8}$", strict=True)]
-SnapshotName = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_SNAPSHOT_NAME, strict=True)
-]
+SnapshotName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SNAPSHOT_NAME, strict=True)]
 TagKey = Annotated[str, StringConstraints(min_length=1, max_length=127, strict=True)]
 TagValue = Annotated[str, StringConstraints(max_length=255, strict=True)]
-QueueName = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", strict=True)
-]
+QueueName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", strict=True)]
 IdempotencyKey = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$", strict=True)
 ]
@@ -129,6 +125,8 @@ class DiskTarget:
 
     disk_id: str
     snapshot_name: str
+    # Where the disk was named in the request, so results keep the caller's order.
+    position: int = field(default=0, compare=False)
 
 
 @dataclass(slots=True)
@@ -137,12 +135,22 @@ class ParsedRequest:
 
     targets: list[DiskTarget] = field(default_factory=list)
     rejected: list[SnapshotResult] = field(default_factory=list)
+    rejected_at: list[int] = field(default_factory=list)  # positions of the rejected entries
     tags: dict[str, str] = field(default_factory=dict)
     idempotency_key: str | None = None
     reply_to: ReplyTo | None = None
     correlation: dict[str, Any] | None = None
     # True when the document named one disk with top-level storageId (the seed form).
     seed_form: bool = False
+
+    def reject(self, result: SnapshotResult, position: int) -> None:
+        """Record a 9003 result for the entry named at ``position``."""
+        self.rejected.append(result)
+        self.rejected_at.append(position)
+
+    def placed_rejections(self) -> list[tuple[int, SnapshotResult]]:
+        """The rejected results with the positions they were named at."""
+        return list(zip(self.rejected_at, self.rejected, strict=True))
 
 
 class SnapshotResult(BaseModel):
@@ -257,11 +265,11 @@ def parse_request(document: Any) -> ParsedRequest:
         try:
             document = json.loads(document)
         except (ValueError, RecursionError) as exc:
-            parsed.rejected.append(_invalid(None, None, f"request is not valid JSON: {exc}"[:200]))
+            parsed.reject(_invalid(None, None, f"request is not valid JSON: {exc}"[:200]), 0)
             return parsed
     if not isinstance(document, dict):
         kind = type(document).__name__
-        parsed.rejected.append(_invalid(None, None, f"request must be a JSON object, got {kind}"))
+        parsed.reject(_invalid(None, None, f"request must be a JSON object, got {kind}"), 0)
         return parsed
 
     # Collect the raw disk references first so that a request-level problem can
@@ -277,10 +285,10 @@ def parse_request(document: Any) -> ParsedRequest:
 
     def reject_all(message: str) -> ParsedRequest:
         if not raw_items:
-            parsed.rejected.append(_invalid(None, None, message))
-        for item in raw_items:
+            parsed.reject(_invalid(None, None, message), 0)
+        for position, item in enumerate(raw_items):
             ref = item.get("storageId", item.get("diskId")) if isinstance(item, dict) else item
-            parsed.rejected.append(_invalid(ref, None, message))
+            parsed.reject(_invalid(ref, None, message), position)
         return parsed
 
     try:
@@ -304,14 +312,14 @@ def parse_request(document: Any) -> ParsedRequest:
     else:
         items = [(f"disks[{i}]", item) for i, item in enumerate(options.disks or [])]
 
-    for where, item in items:
+    for position, (where, item) in enumerate(items):
         entry = _entry(item, where)
         if isinstance(entry, str):
             ref = item.get("storageId", item.get("diskId")) if isinstance(item, dict) else item
             name = item.get("snapshotName") if isinstance(item, dict) else None
-            parsed.rejected.append(_invalid(ref, name, entry))
+            parsed.reject(_invalid(ref, name, entry), position)
             continue
-        target = DiskTarget(entry.storageId, entry.snapshotName or default_name)
+        target = DiskTarget(entry.storageId, entry.snapshotName or default_name, position)
         if target.disk_id in seen:  # one snapshot per disk per request
             continue
         seen.add(target.disk_id)

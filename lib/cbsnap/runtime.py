@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import replace
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import IO, Any
 
 from aws_lambda_powertools import Logger
@@ -99,9 +99,7 @@ class Runtime:
             policy=policy,
             sleep=sleep,
         )
-        logger = make_logger(
-            settings.service_name, Redactor(settings.secrets()), stream=stream or sys.stdout
-        )
+        logger = make_logger(settings.service_name, Redactor(settings.secrets()), stream=stream or sys.stdout)
         return cls(settings, service=service, logger=logger, clock=clock)
 
     def deadline_for(self, context: Any) -> Deadline:
@@ -119,7 +117,7 @@ class Runtime:
         try:
             outcome = self.service.execute(parsed, meta, deadline)
         except ConfigurationError as exc:
-            outcome = _configuration_failure(parsed, str(exc))
+            outcome = _configuration_failure(parsed, f"configuration: {exc}")
         if meta.message_id is not None:
             outcome.results = [r.model_copy(update={"messageId": meta.message_id}) for r in outcome.results]
         outcome.delivery = self.deliver(outcome.results, meta)
@@ -147,12 +145,13 @@ class Runtime:
 
 
 def _configuration_failure(parsed: ParsedRequest, message: str) -> Outcome:
-    results = list(parsed.rejected)
-    results.extend(
-        SnapshotResult.failure(t.disk_id, t.snapshot_name, SeedCode.INTERNAL_ERROR, f"configuration: {message}")
+    placed = parsed.placed_rejections()
+    placed.extend(
+        (t.position, SnapshotResult.failure(t.disk_id, t.snapshot_name, SeedCode.INTERNAL_ERROR, message))
         for t in parsed.targets
     )
-    return Outcome(results=results)
+    placed.sort(key=lambda pair: pair[0])
+    return Outcome(results=[result for _, result in placed])
 
 
 _runtime: Runtime | None = None

@@ -26,9 +26,7 @@ from cbsnap.sinks import DeliveryReport, RequestMeta
 ApiProvider = Callable[[str], CbsApi]
 
 # Codes after which the disk may already carry *our* snapshot (a lost reply).
-_CREATING_CODES = frozenset(
-    {"InvalidDisk.SnapshotCreating", "ResourceUnavailable.SnapshotCreating"}
-)
+_CREATING_CODES = frozenset({"InvalidDisk.SnapshotCreating", "ResourceUnavailable.SnapshotCreating"})
 NOT_ATTEMPTED = "not attempted: the invocation's time ran out before this disk's turn"
 
 
@@ -100,65 +98,74 @@ class SnapshotService:
         return self._apis(region)
 
     def execute(self, parsed: ParsedRequest, meta: RequestMeta, deadline: Deadline) -> Outcome:
-        """Snapshot every target of ``parsed``; the rejected entries pass through as results."""
-        outcome = Outcome(results=list(parsed.rejected))
-        if not parsed.targets:
-            return outcome
-        region = self._region
-        api = self._apis(region)
-        eligible, refused = self._precheck(api, parsed.targets, deadline)
-        outcome.results.extend(refused)
-        if not eligible:
-            return outcome
+        """Snapshot every target of ``parsed``; the rejected entries pass through as results.
 
-        def work(target: DiskTarget) -> tuple[SnapshotResult, bool]:
-            return self._snapshot_one(api, target, parsed.tags, meta, deadline)
+        Results come back in the order the request named the disks.
+        """
+        placed: list[tuple[int, SnapshotResult]] = parsed.placed_rejections()
+        outcome = Outcome()
+        if parsed.targets:
+            api = self._apis(self._region)
+            eligible, refused = self._precheck(api, parsed.targets, deadline)
+            placed.extend(refused)
 
-        workers = min(self._concurrency, len(eligible))
-        if workers == 1:
-            done = [work(t) for t in eligible]
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cbsnap") as pool:
-                done = list(pool.map(work, eligible))
-        for (result, attempted), target in zip(done, eligible, strict=True):
-            outcome.results.append(result)
-            if not attempted:
-                outcome.not_attempted.append(target.disk_id)
+            def work(target: DiskTarget) -> tuple[SnapshotResult, bool]:
+                return self._snapshot_one(api, target, parsed.tags, meta, deadline)
+
+            workers = min(self._concurrency, len(eligible))
+            if workers <= 1:
+                done = [work(t) for t in eligible]
+            else:
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cbsnap") as pool:
+                    done = list(pool.map(work, eligible))
+            for (result, attempted), target in zip(done, eligible, strict=True):
+                placed.append((target.position, result))
+                if not attempted:
+                    outcome.not_attempted.append(target.disk_id)
+        placed.sort(key=lambda pair: pair[0])
+        outcome.results = [result for _, result in placed]
         return outcome
 
     # -- steps ---------------------------------------------------------------------
 
     def _precheck(
         self, api: CbsApi, targets: Sequence[DiskTarget], deadline: Deadline
-    ) -> tuple[list[DiskTarget], list[SnapshotResult]]:
+    ) -> tuple[list[DiskTarget], list[tuple[int, SnapshotResult]]]:
         """DescribeDisks (100 IDs a call): unknown disks and disks without
         SnapshotAbility get their result here, without a CreateSnapshot call."""
         try:
             disks = api.describe_disks([t.disk_id for t in targets], deadline)
         except (CloudError, DeadlineReached) as exc:
-            return [], [self._failure(t, exc, api.region) for t in targets]
+            return [], [(t.position, self._failure(t, exc, api.region)) for t in targets]
         eligible: list[DiskTarget] = []
-        refused: list[SnapshotResult] = []
+        refused: list[tuple[int, SnapshotResult]] = []
         for target in targets:
             info: DiskInfo | None = disks.get(target.disk_id)
             if info is None:
+                message = f"InvalidDiskId.NotFound: {target.disk_id} does not exist in region {api.region}"
                 refused.append(
-                    SnapshotResult.failure(
-                        target.disk_id,
-                        target.snapshot_name,
-                        SeedCode.INVALID_PARAMETER,
-                        f"InvalidDiskId.NotFound: {target.disk_id} does not exist in region {api.region}",
-                        region=api.region,
+                    (
+                        target.position,
+                        SnapshotResult.failure(
+                            target.disk_id,
+                            target.snapshot_name,
+                            SeedCode.INVALID_PARAMETER,
+                            message,
+                            region=api.region,
+                        ),
                     )
                 )
             elif not info.snapshot_ability:
                 refused.append(
-                    SnapshotResult.failure(
-                        target.disk_id,
-                        target.snapshot_name,
-                        SeedCode.SNAPSHOT_NOT_SUPPORTED,
-                        f"SnapshotAbility=false: {target.disk_id} cannot be snapshotted",
-                        region=api.region,
+                    (
+                        target.position,
+                        SnapshotResult.failure(
+                            target.disk_id,
+                            target.snapshot_name,
+                            SeedCode.SNAPSHOT_NOT_SUPPORTED,
+                            f"SnapshotAbility=false: {target.disk_id} cannot be snapshotted",
+                            region=api.region,
+                        ),
                     )
                 )
             else:
@@ -219,9 +226,7 @@ class SnapshotService:
                     return self._failure(target, err, api.region), True
                 self._sleep(wait)
 
-    def _find_by_key(
-        self, api: CbsApi, disk_id: str, key: str, deadline: Deadline
-    ) -> SnapshotInfo | None:
+    def _find_by_key(self, api: CbsApi, disk_id: str, key: str, deadline: Deadline) -> SnapshotInfo | None:
         """The disk's snapshot carrying ``cbsnap:key=key``, newest first, if any.
 
         DescribeSnapshots has no documented tag filter, so tags are matched here.
@@ -248,5 +253,3 @@ class SnapshotService:
             request_id=exc.request_id,
             region=region,
         )
-
-

@@ -1,0 +1,234 @@
+"""The ``cbsnap`` command: run handlers locally, the demo, the emulator.
+
+Heavy modules are imported inside each command so ``cbsnap --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cbsnap.emulator import Emulator
+    from cbsnap.settings import Settings
+
+HANDLERS = ("timer",)
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _handlers_dir() -> Path:
+    for candidate in (Path.cwd() / "handlers", _REPO_ROOT / "handlers"):
+        if (candidate / "timer.py").is_file():
+            return candidate
+    raise SystemExit("cannot find the handlers/ directory: run cbsnap from the repository root")
+
+
+def load_handler(name: str) -> Callable[[Any, Any], Any]:
+    """Import ``handlers/<name>.py`` by path and return its ``main_handler``."""
+    path = _handlers_dir() / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"handlers.{name}", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load handler {path}")
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    handler: Callable[[Any, Any], Any] = module.main_handler
+    return handler
+
+
+def _emulator_settings(emulator: Emulator, base: Settings | None = None) -> Settings:
+    """Settings that point every API call at ``emulator`` with its credentials."""
+    from pydantic import SecretStr
+
+    from cbsnap.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
+    from cbsnap.settings import Endpoint, Settings
+
+    base = base or Settings.from_env({})
+    return base.model_copy(
+        update={
+            "secret_id": DEFAULT_SECRET_ID,
+            "secret_key": SecretStr(DEFAULT_SECRET_KEY),
+            "session_token": None,
+            "endpoint": Endpoint(protocol="http", host=emulator.endpoint),
+        }
+    )
+
+
+def _context(timeout_s: float) -> dict[str, Any]:
+    """An SCF-shaped dict context for local runs."""
+    return {
+        "memory_limit_in_mb": 128,
+        "time_limit_in_ms": int(timeout_s * 1000),
+        "request_id": f"local-{int(time.time())}",
+        "function_name": "cbsnap-local",
+        "function_version": "$LATEST",
+        "namespace": "default",
+    }
+
+
+# -- invoke ---------------------------------------------------------------------------
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    """Run one handler with an event file, like ``sls invoke local``."""
+    from cbsnap.runtime import Runtime, set_runtime
+    from cbsnap.settings import Settings
+
+    event = json.loads(Path(args.event).read_text(encoding="utf-8"))
+    handler = load_handler(args.handler)
+    if args.emulator:
+        from cbsnap.emulator import Emulator, load_seed
+
+        with Emulator(load_seed(args.seed)) as emu:
+            set_runtime(
+                Runtime.from_settings(_emulator_settings(emu, Settings.from_env()), stream=sys.stderr)
+            )
+            result = handler(event, _context(args.timeout))
+    else:
+        set_runtime(Runtime.from_settings(Settings.from_env(), stream=sys.stderr))
+        result = handler(event, _context(args.timeout))
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+# -- demo -----------------------------------------------------------------------------
+
+_COLUMNS = (("storageId", 15), ("snapshotName", 14), ("code", 6), ("snapshotId", 14), ("message", 58))
+
+
+def _table(rows: Sequence[dict[str, Any]]) -> str:
+    def cell(value: Any, width: int) -> str:
+        text = "-" if value is None or value == "" else str(value)
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    lines = ["  ".join(name.ljust(width) for name, width in _COLUMNS)]
+    lines.append("  ".join("-" * width for _, width in _COLUMNS))
+    for row in rows:
+        lines.append("  ".join(cell(row.get(name), width).ljust(width) for name, width in _COLUMNS))
+    return "\n".join(lines)
+
+
+def _bar(percent: int, width: int = 30) -> str:
+    filled = width * max(0, min(percent, 100)) // 100
+    return "[" + "#" * filled + "." * (width - filled) + f"] {percent:3d}%"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Emulator + timer handler + snapshot progress, end to end on this machine."""
+    from cbsnap.emulator import Emulator, load_seed
+    from cbsnap.runtime import Runtime, set_runtime
+    from cbsnap.scf import Deadline
+
+    event_path = Path(args.event) if args.event else _REPO_ROOT / "events" / "timer.json"
+    event = json.loads(event_path.read_text(encoding="utf-8"))
+    out = sys.stdout
+    logs = io.StringIO()
+    with Emulator(load_seed(None), creation_seconds=args.creation_seconds) as emu:
+        print(f"CBS API emulator listening on {emu.url} (TC3-HMAC-SHA256 signatures verified)", file=out)
+        runtime = Runtime.from_settings(_emulator_settings(emu), stream=logs)
+        set_runtime(runtime)
+        print(f"Timer event {event_path.name}: Message = {event.get('Message')}", file=out)
+        response = load_handler("timer")(event, _context(60))
+        print(
+            f"\n{response['succeeded']} of {response['total']} disks snapshotted "
+            f"(request key {response['requestKey']}):\n",
+            file=out,
+        )
+        print(_table(response["results"]), file=out)
+        records = [line for line in logs.getvalue().splitlines() if line.strip()]
+        print(f"\n{len(records)} structured log records went to stdout (→ CLS); the first:", file=out)
+        if records:
+            print("  " + records[0], file=out)
+
+        snapshot_ids = [r["snapshotId"] for r in response["results"] if r.get("snapshotId")]
+        if snapshot_ids:
+            print("\nSnapshot progress (DescribeSnapshots):", file=out)
+            api = runtime.service_api(runtime.settings.region)
+            _watch_progress(
+                api, snapshot_ids, out, timeout=args.creation_seconds * 4 + 10, deadline_cls=Deadline
+            )
+    return 0
+
+
+def _watch_progress(
+    api: Any, snapshot_ids: list[str], out: Any, *, timeout: float, deadline_cls: Any
+) -> None:
+    tty = out.isatty()
+    started = time.monotonic()
+    drawn = 0
+    while True:
+        _, snaps = api.describe_snapshots(deadline_cls.after(10), snapshot_ids=snapshot_ids)
+        lines = [f"  {s.snapshot_id}  {s.disk_id}  {s.state:<9} {_bar(s.percent)}" for s in snaps]
+        if tty and drawn:
+            out.write(f"\x1b[{drawn}F")
+        if tty or all(s.state == "NORMAL" for s in snaps) or time.monotonic() - started > timeout:
+            out.write("\n".join(lines) + "\n")
+            drawn = len(lines)
+        elif not drawn or int(time.monotonic() - started) % 2 == 0:
+            out.write(" | ".join(f"{s.snapshot_id} {s.percent}%" for s in snaps) + "\n")
+        out.flush()
+        if all(s.state == "NORMAL" for s in snaps):
+            out.write("All snapshots are NORMAL.\n")
+            return
+        if time.monotonic() - started > timeout:
+            out.write("Gave up waiting for the snapshots to finish.\n")
+            return
+        time.sleep(0.5)
+
+
+# -- emulator -------------------------------------------------------------------------
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    """Serve the CBS/TDMQ API emulator (pass-through to ``python -m cbsnap.emulator``)."""
+    from cbsnap.emulator.cli import main as emulator_main
+
+    return emulator_main(args.rest)
+
+
+# -- entry point ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="cbsnap", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    invoke = sub.add_parser("invoke", help="run a handler locally with an event file")
+    invoke.add_argument("handler", choices=HANDLERS)
+    invoke.add_argument("--event", required=True, help="path to the event JSON (see events/)")
+    invoke.add_argument("--timeout", type=float, default=60.0, help="function timeout in seconds")
+    invoke.add_argument("--emulator", action="store_true", help="run against an embedded emulator")
+    invoke.add_argument("--seed", help="emulator seed file (with --emulator)")
+    invoke.set_defaults(func=cmd_invoke)
+
+    demo = sub.add_parser("demo", help="emulator + timer handler + progress, end to end")
+    demo.add_argument("--event", help="timer event file (default events/timer.json)")
+    demo.add_argument("--creation-seconds", type=float, default=5.0, help="emulated snapshot duration")
+    demo.set_defaults(func=cmd_demo)
+
+    emulator = sub.add_parser("emulator", help="serve the API emulator", add_help=False)
+    emulator.add_argument("rest", nargs=argparse.REMAINDER)
+    emulator.set_defaults(func=cmd_emulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cbsnap`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:  # everything after it belongs to the emulator's own parser
+        return cmd_emulator(argparse.Namespace(rest=argv[1:]))
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
