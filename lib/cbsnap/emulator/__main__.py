@@ -1,0 +1,8 @@
+"""``python -m cbsnap.emulator``: run the emulator in the foreground."""
+
+from __future__ import annotations
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

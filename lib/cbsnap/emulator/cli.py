@@ -1,0 +1,82 @@
+"""Command line: serve the emulator until interrupted and print what a client needs to export."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+from types import FrameType
+
+from .auth import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
+from .emulator import Emulator
+from .seed import load_seed
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m cbsnap.emulator",
+        description="Local Tencent Cloud CBS + TDMQ CMQ API emulator for cbsnap.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=9000, help="port to bind, 0 for any (default 9000)")
+    parser.add_argument("--seed", metavar="FILE", help="seed JSON (default: the packaged demo seed)")
+    parser.add_argument("--empty", action="store_true", help="start with no disks, queues or topics")
+    parser.add_argument(
+        "--creation-seconds", type=float, help="seconds a snapshot stays CREATING (default 3)"
+    )
+    parser.add_argument("--rate-limit", type=float, help="requests/s per action, 0 = unlimited (default 20)")
+    parser.add_argument("--latency", type=float, help="seconds added to every API call (default 0)")
+    parser.add_argument("--quota", type=int, help="snapshots per disk (default 64)")
+    parser.add_argument("--rng-seed", type=int, help="seed for ids, for reproducible runs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the emulator until Ctrl-C or SIGTERM; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        seed = None if args.empty else load_seed(args.seed)
+        emu = Emulator(
+            seed,
+            host=args.host,
+            port=args.port,
+            creation_seconds=args.creation_seconds,
+            rate_limit=args.rate_limit,
+            latency=args.latency,
+            quota=args.quota,
+            rng_seed=args.rng_seed,
+        )
+        emu.start()
+    except (OSError, ValueError) as exc:
+        print(f"cbsnap emulator: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_signal)
+    disks = emu.disks()
+    # A wildcard bind is reachable on loopback; print an address clients can actually use.
+    endpoint = emu.endpoint
+    for wildcard, loopback in (("0.0.0.0:", "127.0.0.1:"), ("[::]:", "[::1]:")):
+        if endpoint.startswith(wildcard):
+            endpoint = loopback + endpoint[len(wildcard) :]
+    print(f"cbsnap emulator listening on http://{endpoint} ({len(disks)} disks; admin API at /_emulator/)")
+    print(f"export CBSNAP_ENDPOINT={endpoint}")
+    print(f"export TENCENTCLOUD_SECRETID={DEFAULT_SECRET_ID}")
+    print(f"export TENCENTCLOUD_SECRETKEY={DEFAULT_SECRET_KEY}")
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+    with contextlib.suppress(OSError):  # stdout may be a closed pipe by now
+        print("cbsnap emulator stopped.", flush=True)
+    return 0
