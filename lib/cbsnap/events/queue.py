@@ -1,0 +1,283 @@
+"""The SCF message-queue triggers' events, read into one request per message.
+
+Three shapes arrive at the same handler (samples in ``events/``)::
+
+    CMQ topic  {"Records": [{"CMQ": {"type": "topic", "topicName", "msgId", "msgBody", …}}]}
+    CKafka     {"Records": [{"Ckafka": {"topic", "partition", "offset", "msgKey", "msgBody"}}]}
+    TDMQ       {"specversion", "id", "type": "connector:tdmq", "source": "tdmq.cloud.tencent",
+                "data": {"topic", "msgId", "msgBody", …}}          (one message, via EventBridge)
+
+Each ``msgBody`` is a request document (JSON text; base64 of JSON text is accepted
+too). Records are independent: a malformed record becomes a message with a
+``problem``, reported as a 9003 result, and the others still run. Nothing here raises
+for bad input.
+
+Request keys are stable across redeliveries of the same message: ``cmq/<msgId>``,
+``ckafka/<topic>/<partition>/<offset>``, ``tdmq/<data.msgId>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cbsnap.errors import CbsnapError
+from cbsnap.models import SnapshotResult
+from cbsnap.sinks import DeliveryReport, RequestMeta
+from cbsnap.snapshots import Outcome
+
+_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
+_TOPIC_MAX = 255
+_LISTED_IDS = 20  # message ids named in the exception; the rest are counted
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    """One message of a queue event: its identity and its request document (or the problem)."""
+
+    source: str  # "cmq" | "ckafka" | "tdmq" | "queue" (not recognisable)
+    message_id: str | None  # stamped on every result; "Records[i]" when the record has no id
+    request_key: str
+    topic: str | None = None
+    document: Any = None  # the parsed request document
+    problem: str | None = None
+
+    def meta(self) -> RequestMeta:
+        """The request identity handed to the runtime."""
+        return RequestMeta(
+            trigger=self.source,
+            request_key=self.request_key,
+            source_id=self.topic,
+            message_id=self.message_id,
+        )
+
+
+@dataclass(frozen=True)
+class QueueEvent:
+    """Every message of one invocation, in delivery order."""
+
+    source: str
+    messages: list[QueueMessage] = field(default_factory=list)
+
+
+def _decode_body(body: Any) -> tuple[Any, str | None]:
+    """(document, problem) for a message body: JSON text, or base64 of JSON text."""
+    if not isinstance(body, str):
+        return None, f"msgBody must be a string, got {type(body).__name__}"
+    if not body.strip():
+        return None, "msgBody is empty"
+    try:
+        return json.loads(body), None
+    except (ValueError, RecursionError) as exc:
+        problem = f"msgBody is not valid JSON: {exc}"[:200]
+    # JSON text is never valid base64 (braces, quotes), so this cannot misread a document.
+    try:
+        decoded = base64.b64decode(body.strip(), validate=True).decode("utf-8")
+        return json.loads(decoded), None
+    except (binascii.Error, ValueError, RecursionError):
+        return None, problem
+
+
+def _text_id(value: Any) -> str | None:
+    """A message id as text when it is usable (string or integer, printable, ≤ 128)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    text = str(value)
+    return text if _ID_RE.fullmatch(text) else None
+
+
+def _topic(value: Any) -> str | None:
+    return value[:_TOPIC_MAX] if isinstance(value, str) and value else None
+
+
+def _offset(value: Any) -> int | None:
+    """A Kafka partition or offset: a non-negative integer (or its decimal text)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.isdigit() and len(value) <= 20:
+        return int(value)
+    return None
+
+
+def _malformed(source: str, where: str, problem: str, message_id: str | None = None) -> QueueMessage:
+    return QueueMessage(
+        source=source,
+        message_id=message_id or where,
+        request_key=f"{source}/{message_id or where}",
+        problem=f"{where}: {problem}",
+    )
+
+
+def _cmq(record: Mapping[str, Any], where: str) -> QueueMessage:
+    msg_id = _text_id(record.get("msgId"))
+    if msg_id is None:
+        return _malformed("cmq", where, "the CMQ record has no usable msgId")
+    document, problem = _decode_body(record.get("msgBody"))
+    return QueueMessage(
+        source="cmq",
+        message_id=msg_id,
+        request_key=f"cmq/{msg_id}",
+        topic=_topic(record.get("topicName")),
+        document=document,
+        problem=f"{where} (msgId {msg_id}): {problem}" if problem else None,
+    )
+
+
+def _ckafka(record: Mapping[str, Any], where: str) -> QueueMessage:
+    topic = _topic(record.get("topic"))
+    partition, offset = _offset(record.get("partition")), _offset(record.get("offset"))
+    if topic is None or partition is None or offset is None:
+        return _malformed("ckafka", where, "the Ckafka record needs topic, partition and offset")
+    msg_id = f"{topic}/{partition}/{offset}"
+    document, problem = _decode_body(record.get("msgBody"))
+    return QueueMessage(
+        source="ckafka",
+        message_id=msg_id,
+        request_key=f"ckafka/{msg_id}",
+        topic=topic,
+        document=document,
+        problem=f"{where} ({msg_id}): {problem}" if problem else None,
+    )
+
+
+def _tdmq(event: Mapping[str, Any]) -> QueueMessage:
+    where = "data"
+    event_id = _text_id(event.get("id"))
+    data = event.get("data")
+    if not isinstance(data, Mapping):
+        return _malformed("tdmq", where, "the TDMQ event has no data object", event_id)
+    msg_id = _text_id(data.get("msgId"))
+    if msg_id is None:
+        return _malformed("tdmq", where, "the TDMQ message has no usable data.msgId", event_id)
+    document, problem = _decode_body(data.get("msgBody"))
+    return QueueMessage(
+        source="tdmq",
+        message_id=msg_id,
+        request_key=f"tdmq/{msg_id}",
+        topic=_topic(data.get("topic")),
+        document=document,
+        problem=f"{where} (msgId {msg_id}): {problem}" if problem else None,
+    )
+
+
+def _record(record: Any, index: int) -> QueueMessage:
+    where = f"Records[{index}]"
+    if not isinstance(record, Mapping):
+        return _malformed("queue", where, f"a record must be a JSON object, got {type(record).__name__}")
+    # The documented keys are "CMQ" and "Ckafka"; the spelling is not trusted beyond case.
+    kinds = {str(k).lower(): v for k, v in record.items()}
+    if isinstance(kinds.get("cmq"), Mapping):
+        return _cmq(kinds["cmq"], where)
+    if isinstance(kinds.get("ckafka"), Mapping):
+        return _ckafka(kinds["ckafka"], where)
+    return _malformed("queue", where, "the record is neither a CMQ nor a Ckafka message")
+
+
+def _is_cloud_event(event: Mapping[str, Any]) -> bool:
+    kind = event.get("type")
+    return "specversion" in event or (isinstance(kind, str) and kind.startswith("connector:"))
+
+
+def parse_queue_event(event: Any) -> QueueEvent:
+    """Read a CMQ, CKafka or TDMQ (EventBridge) event into messages; never raises.
+
+    Example
+    -------
+    >>> body = json.dumps({"storageId": "disk-g73hhs4o"})
+    >>> parsed = parse_queue_event({"Records": [{"CMQ": {"msgId": "m1", "msgBody": body}}]})
+    >>> [(m.request_key, m.document) for m in parsed.messages]
+    [('cmq/m1', {'storageId': 'disk-g73hhs4o'})]
+    """
+    if not isinstance(event, Mapping):
+        problem = f"a queue event must be a JSON object, got {type(event).__name__}"
+        return QueueEvent("queue", [_malformed("queue", "event", problem)])
+    if "Records" in event:
+        records = event["Records"]
+        if not isinstance(records, list):
+            problem = f"Records must be a list, got {type(records).__name__}"
+            return QueueEvent("queue", [_malformed("queue", "event", problem)])
+        if not records:
+            return QueueEvent("queue", [_malformed("queue", "event", "Records is empty: no messages")])
+        messages = [_record(r, i) for i, r in enumerate(records)]
+        sources = {m.source for m in messages}
+        return QueueEvent(sources.pop() if len(sources) == 1 else "queue", messages)
+    if _is_cloud_event(event):
+        return QueueEvent("tdmq", [_tdmq(event)])
+    problem = "not a queue event: expected Records (CMQ, CKafka) or a TDMQ CloudEvent"
+    return QueueEvent("queue", [_malformed("queue", "event", problem)])
+
+
+# -- the batch's answer ----------------------------------------------------------------
+
+
+class MessagesNotAttempted(CbsnapError):
+    """Raised after a batch when some messages had disks the invocation had no time for.
+
+    The platform then redelivers the event (CMQ: two retries; CKafka: the trigger's
+    retry count); the per-disk idempotency keys make re-processing safe.
+    """
+
+    def __init__(self, message_ids: list[str]) -> None:
+        self.message_ids = list(message_ids)
+        listed = ", ".join(message_ids[:_LISTED_IDS])
+        more = len(message_ids) - _LISTED_IDS
+        if more > 0:
+            listed += f" and {more} more"
+        super().__init__(
+            f"{len(message_ids)} message(s) had disks left unattempted when the invocation ran out of "
+            f"time; failing the invocation so the platform redelivers them: {listed}"
+        )
+
+
+def unattempted(outcome: Outcome) -> bool:
+    """True when some disk of ``outcome`` never got its turn for lack of time."""
+    return bool(outcome.not_attempted)
+
+
+@dataclass
+class BatchReport:
+    """The results of every message of one queue event, gathered for the handler's answer."""
+
+    source: str
+    messages: int = 0
+    results: list[SnapshotResult] = field(default_factory=list)
+    delivery: list[DeliveryReport] = field(default_factory=list)
+    not_attempted: int = 0
+    unattempted_messages: list[str] = field(default_factory=list)
+
+    def add(self, message: QueueMessage, outcome: Outcome) -> None:
+        """Record one message's outcome."""
+        self.messages += 1
+        self.results.extend(outcome.results)
+        self.delivery.extend(outcome.delivery)
+        if unattempted(outcome):
+            self.not_attempted += len(outcome.not_attempted)
+            self.unattempted_messages.append(message.message_id or message.request_key)
+
+    def to_response(self) -> dict[str, Any]:
+        """``{"trigger", "messages", counts…, "results": [...]}``, each result with its messageId."""
+        succeeded = sum(1 for r in self.results if r.ok)
+        response: dict[str, Any] = {
+            "trigger": self.source,
+            "messages": self.messages,
+            "total": len(self.results),
+            "succeeded": succeeded,
+            "failed": len(self.results) - succeeded,
+            "notAttempted": self.not_attempted,
+            "results": [r.to_dict() for r in self.results],
+        }
+        if self.delivery:
+            response["delivery"] = [d.to_dict() for d in self.delivery]
+        return response
+
+    def raise_if_unattempted(self) -> None:
+        """Raise :class:`MessagesNotAttempted` when any message had disks left unattempted."""
+        if self.unattempted_messages:
+            raise MessagesNotAttempted(self.unattempted_messages)

@@ -1,0 +1,386 @@
+"""The webhook (API Gateway, integrated response): authentication, routing, status codes.
+
+Routes::
+
+    POST     /snapshots                 a JSON request document (seed or batch form)
+    GET|POST /v2/index.php?Action=CreateSnapshot&storageId=…&snapshotName=…
+                                        the seed-compatible endpoint (query or form body)
+    GET      /snapshots/{snapshotId}    state and progress of one snapshot
+
+Every request is authenticated first (:mod:`cbsnap.webauth`), fail-closed: with no
+secret configured everything is refused unless ``CBSNAP_WEBHOOK_AUTH=gateway``
+delegates authentication to API Gateway. Then the body size is checked, then the
+route. Routing is by hand: three routes do not justify powertools' REST resolver,
+which also mis-reads Tencent events (``queryString``, ``multiValueHeaders``).
+
+Statuses (see docs/triggers.md): every disk succeeded → 200; otherwise the
+largest status among the per-disk results (:data:`STATUS_FOR_CODE`; a disk left
+unattempted for lack of time → 503). 401 unauthenticated, 413 body too large,
+404 unknown route or snapshot, 405 wrong method, 400 invalid request.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from pydantic import TypeAdapter, ValidationError
+
+from cbsnap.codes import SeedCode
+from cbsnap.errors import CloudError, ConfigurationError, DeadlineReached
+from cbsnap.events.apigw import HttpRequest, parse_apigw_event
+from cbsnap.models import SNAPSHOT_ID_RE, IdempotencyKey, SnapshotResult, parse_request
+from cbsnap.runtime import Runtime
+from cbsnap.scf import Deadline
+from cbsnap.sinks import RequestMeta
+from cbsnap.snapshots import NOT_ATTEMPTED, Outcome
+from cbsnap.webauth import AuthError, signing_payload, verify
+
+WallClock = Callable[[], float]
+
+TRIGGER = "webhook"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+SNAPSHOTS_PATH = "/snapshots"
+V2_PATH = "/v2/index.php"
+V2_ACTION = "CreateSnapshot"
+# v2 common parameters a legacy caller may still send; cbsnap's own auth replaces them.
+V2_IGNORED = frozenset({"Region", "Timestamp", "Nonce", "SecretId", "Signature", "SignatureMethod", "Token"})
+V2_ACCEPTED = frozenset({"Action", "storageId", "diskId", "snapshotName"})
+
+# Per-disk result code → HTTP status. A batch answers the largest status among its results.
+STATUS_FOR_CODE: dict[int, int] = {
+    SeedCode.SUCCESS: 200,
+    SeedCode.INVALID_PARAMETER: 400,  # invalid request, unknown disk included
+    SeedCode.DISK_BUSY: 409,  # transient: try again later
+    SeedCode.CBS_CREATING_SNAPSHOT: 409,  # transient: try again later
+    SeedCode.SNAPSHOT_QUOTA_EXCEEDED: 409,  # the disk's state: delete snapshots first
+    SeedCode.DISK_TYPE_INVALID: 422,  # this disk can never be snapshotted
+    SeedCode.SNAPSHOT_NOT_SUPPORTED: 422,
+    SeedCode.AUTH_FAILURE: 502,  # the function's credentials, not the caller's
+    SeedCode.REQUEST_LIMIT_EXCEEDED: 503,  # the account's API rate: try again later
+    SeedCode.INTERNAL_ERROR: 502,
+}
+NOT_ATTEMPTED_STATUS = 503
+_ECHO = 100
+
+_idempotency_key: TypeAdapter[str] = TypeAdapter(IdempotencyKey)
+
+
+@dataclass
+class HttpResponse:
+    """A response before it is shaped for SCF's integrated response."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def to_scf(self) -> dict[str, Any]:
+        """SCF's integrated-response shape (``statusCode`` an int, ``body`` a string)."""
+        return {
+            "isBase64Encoded": False,
+            "statusCode": self.status,
+            "headers": {"Content-Type": "application/json", **self.headers},
+            "body": json.dumps(self.body, ensure_ascii=False),
+        }
+
+
+def _echo(text: str) -> str:
+    """Caller-controlled text, printable and short, for messages."""
+    clean = "".join(c if c.isprintable() else "?" for c in text)
+    return clean if len(clean) <= _ECHO else clean[:_ECHO] + "…"
+
+
+def error_response(status: int, code: SeedCode, message: str, **extra: Any) -> HttpResponse:
+    """A request-level error: the seed's ``code``/``codeDesc``/``message`` at the top level."""
+    return HttpResponse(status, {"code": int(code), "codeDesc": code.desc, "message": message, **extra})
+
+
+def status_for(result: SnapshotResult, not_attempted: frozenset[str] = frozenset()) -> int:
+    """The HTTP status of one per-disk result."""
+    if result.code == SeedCode.INTERNAL_ERROR and (
+        result.storageId in not_attempted or result.message == NOT_ATTEMPTED
+    ):
+        return NOT_ATTEMPTED_STATUS
+    return STATUS_FOR_CODE.get(result.code, 502)
+
+
+def outcome_response(outcome: Outcome, request_key: str, *, seed_shape: bool) -> HttpResponse:
+    """The answer to a create: the one result at the top level (seed shape) or a batch."""
+    skipped = frozenset(outcome.not_attempted)
+    statuses = [status_for(r, skipped) for r in outcome.results]
+    status = max(statuses, default=400)
+    if seed_shape and len(outcome.results) == 1:
+        return HttpResponse(status, {**outcome.results[0].to_dict(), "requestKey": request_key})
+    summary = outcome.summary()
+    # Counted from the results: a deadline that passed before the pre-check leaves
+    # not-attempted results without listing them in outcome.not_attempted.
+    summary["notAttempted"] = sum(
+        1
+        for r, s in zip(outcome.results, statuses, strict=True)
+        if s == NOT_ATTEMPTED_STATUS and r.code == SeedCode.INTERNAL_ERROR
+    )
+    if status == 200:
+        code, desc, message = 0, SeedCode.SUCCESS.desc, ""
+    else:
+        worst = outcome.results[statuses.index(status)] if outcome.results else None
+        code = worst.code if worst is not None else int(SeedCode.INVALID_PARAMETER)
+        desc = worst.codeDesc if worst is not None else SeedCode.INVALID_PARAMETER.desc
+        message = f"{summary['failed']} of {summary['total']} disks failed"
+        if summary["notAttempted"]:
+            message += f" ({summary['notAttempted']} not attempted: out of time)"
+    body: dict[str, Any] = {
+        "code": code,
+        "codeDesc": desc,
+        "message": message,
+        "requestKey": request_key,
+        **summary,
+        "results": [r.to_dict() for r in outcome.results],
+    }
+    if outcome.delivery:
+        body["delivery"] = [d.to_dict() for d in outcome.delivery]
+    return HttpResponse(status, body)
+
+
+class Webhook:
+    """Serves one API Gateway event with a runtime and a wall clock (injectable for tests)."""
+
+    def __init__(self, runtime: Runtime, *, clock: WallClock = time.time) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.clock = clock
+
+    # -- entry ---------------------------------------------------------------------
+
+    def handle(self, event: Any, context: Any) -> dict[str, Any]:
+        """Answer one event in the integrated-response shape; never raises."""
+        try:
+            return self._handle(event, context).to_scf()
+        except Exception:  # the caller gets a JSON 500, the log gets the traceback
+            self.runtime.logger.exception("webhook.error")
+            return error_response(500, SeedCode.INTERNAL_ERROR, "internal error").to_scf()
+
+    def _handle(self, event: Any, context: Any) -> HttpResponse:
+        request = parse_apigw_event(event)
+        problem = self._authenticate(request)
+        if problem is not None:
+            return self._refuse(request, error_response(401, SeedCode.AUTH_FAILURE, problem))
+        if request.problem is not None:
+            return self._refuse(request, error_response(400, SeedCode.INVALID_PARAMETER, request.problem))
+        limit = self.settings.webhook_max_body
+        if len(request.body) > limit:
+            message = f"the request body exceeds {limit} bytes"
+            return self._refuse(request, error_response(413, SeedCode.INVALID_PARAMETER, message))
+        return self._route(request, context)
+
+    def _authenticate(self, request: HttpRequest) -> str | None:
+        """None when the request may proceed, else the reason it may not (fail-closed)."""
+        secret = self.settings.webhook_secret
+        if secret is None:
+            if self.settings.webhook_auth == "gateway":
+                return None  # API Gateway authenticated the caller (app auth, keys, …)
+            return "webhook authentication is not configured"
+        # With a secret the signature is checked even in gateway mode: defence in depth.
+        if request.problem is not None:
+            return f"cannot verify the signature: {request.problem}"
+        try:
+            payload = signing_payload(request.body, request.query)
+            verify(secret.get_secret_value(), request.headers, payload, self.clock())
+        except AuthError as exc:
+            return exc.reason
+        return None
+
+    def _refuse(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        """Log a request answered with an error and no request run (nothing goes to the sinks)."""
+        self.runtime.logger.warning(
+            "webhook.refused",
+            extra={
+                "status": response.status,
+                "reason": response.body.get("message", ""),
+                "method": _echo(request.method),
+                "path": _echo(request.path),
+                **({"source_id": request.request_id} if request.request_id else {}),
+            },
+        )
+        return response
+
+    def _route(self, request: HttpRequest, context: Any) -> HttpResponse:
+        path, method = request.path, request.method
+        if path == SNAPSHOTS_PATH:
+            if method != "POST":
+                return self._not_allowed(request, "POST")
+            return self._create_from_document(request, context)
+        if path == V2_PATH:
+            if method not in ("GET", "POST"):
+                return self._not_allowed(request, "GET, POST")
+            return self._create_from_v2(request, context)
+        if path.startswith(SNAPSHOTS_PATH + "/") and path.count("/") == 2:
+            if method != "GET":
+                return self._not_allowed(request, "GET")
+            return self._describe(request, path.rsplit("/", 1)[1], context)
+        message = f"no route for {_echo(method)} {_echo(path)}"
+        return self._refuse(request, error_response(404, SeedCode.INVALID_PARAMETER, message))
+
+    def _not_allowed(self, request: HttpRequest, allow: str) -> HttpResponse:
+        message = f"method {_echo(request.method)} is not allowed on {_echo(request.path)}; use {allow}"
+        response = error_response(405, SeedCode.INVALID_PARAMETER, message)
+        response.headers["Allow"] = allow
+        return self._refuse(request, response)
+
+    # -- creating ----------------------------------------------------------------------
+
+    def _meta(self, request: HttpRequest, key: str | None) -> RequestMeta:
+        """The request's identity.
+
+        An ``Idempotency-Key`` names the request as an explicit ``idempotencyKey`` does
+        (``key/<key>``, the runtime's rule for every trigger). Otherwise each call is new:
+        ``webhook/<API Gateway requestId>``, or a random id when the event has none (the
+        only key nothing can exist for yet).
+        """
+        if key is not None:
+            return RequestMeta(trigger=TRIGGER, request_key=f"key/{key}", source_id=request.request_id)
+        if request.request_id:
+            request_key = f"{TRIGGER}/{request.request_id}"
+            return RequestMeta(trigger=TRIGGER, request_key=request_key, source_id=request.request_id)
+        return RequestMeta(trigger=TRIGGER, request_key=f"{TRIGGER}/{uuid.uuid4()}", key_is_fresh=True)
+
+    def _reject(self, request: HttpRequest, problem: str) -> HttpResponse:
+        """An authenticated but invalid request: one 9003 result, delivered like any result."""
+        meta = self._meta(request, None)
+        outcome = self.runtime.reject(problem, meta)
+        return outcome_response(outcome, (outcome.meta or meta).request_key, seed_shape=True)
+
+    def _header_key(self, request: HttpRequest) -> tuple[str | None, str | None]:
+        """(Idempotency-Key header value, problem)."""
+        raw = request.header(IDEMPOTENCY_HEADER)
+        if raw is None:
+            return None, None
+        try:
+            return _idempotency_key.validate_python(raw), None
+        except ValidationError:
+            return None, f"the {IDEMPOTENCY_HEADER} header must be 1-128 printable ASCII characters"
+
+    def _run(
+        self, request: HttpRequest, document: dict[str, Any], context: Any, *, seed_shape: bool
+    ) -> HttpResponse:
+        header_key, problem = self._header_key(request)
+        if problem is not None:
+            return self._reject(request, problem)
+        parsed = parse_request(document)
+        document_key = parsed.idempotency_key
+        if header_key and document_key and header_key != document_key:
+            return self._reject(
+                request, f"the {IDEMPOTENCY_HEADER} header and the idempotencyKey field disagree"
+            )
+        meta = self._meta(request, header_key)
+        deadline = self.runtime.deadline_for(context)
+        outcome = self.runtime.run(document, meta, deadline)  # a document key replaces meta's
+        request_key = (outcome.meta or meta).request_key
+        return outcome_response(outcome, request_key, seed_shape=seed_shape or parsed.seed_form)
+
+    def _create_from_document(self, request: HttpRequest, context: Any) -> HttpResponse:
+        if not request.body.strip():
+            return self._reject(request, "the request body is empty: send a JSON request document")
+        try:
+            document = json.loads(request.body)
+        except (ValueError, RecursionError) as exc:
+            return self._reject(request, f"request is not valid JSON: {exc}"[:200])
+        if not isinstance(document, dict):
+            return self._reject(request, f"request must be a JSON object, got {type(document).__name__}")
+        return self._run(request, document, context, seed_shape=False)
+
+    def _create_from_v2(self, request: HttpRequest, context: Any) -> HttpResponse:
+        params, problem = _v2_params(request)
+        if problem is not None:
+            return self._reject(request, problem)
+        action = params.get("Action")
+        if action != V2_ACTION:
+            named = f"Action={_echo(action)}" if action else "no Action"
+            return self._reject(request, f"{named}: this endpoint only serves Action={V2_ACTION}")
+        unknown = sorted(set(params) - V2_ACCEPTED - V2_IGNORED)
+        if unknown:
+            return self._reject(request, f"unknown parameter {_echo(unknown[0])}")
+        document: dict[str, Any] = {k: v for k, v in params.items() if k in V2_ACCEPTED and k != "Action"}
+        return self._run(request, document, context, seed_shape=True)
+
+    # -- describing ----------------------------------------------------------------------
+
+    def _describe(self, request: HttpRequest, snapshot_id: str, context: Any) -> HttpResponse:
+        if not SNAPSHOT_ID_RE.fullmatch(snapshot_id):
+            message = "snapshotId must be 'snap-' followed by 8 lowercase letters or digits"
+            return self._refuse(request, error_response(400, SeedCode.INVALID_PARAMETER, message))
+        deadline = self.runtime.deadline_for(context)
+        found = self._lookup(snapshot_id, deadline)
+        if isinstance(found, HttpResponse):
+            return self._refuse(request, found)
+        self.runtime.logger.info(
+            "webhook.snapshot_status",
+            extra={"snapshotId": snapshot_id, "state": found["state"], "source_id": request.request_id},
+        )
+        return HttpResponse(200, found)
+
+    def _lookup(self, snapshot_id: str, deadline: Deadline) -> dict[str, Any] | HttpResponse:
+        region = self.settings.region
+        not_found = error_response(
+            404,
+            SeedCode.INVALID_PARAMETER,
+            f"snapshot {snapshot_id} does not exist in region {region}",
+            snapshotId=snapshot_id,
+        )
+        try:
+            api = self.runtime.service_api(region)
+            _total, page = api.describe_snapshots(deadline, snapshot_ids=[snapshot_id])
+        except ConfigurationError as exc:
+            return error_response(502, SeedCode.INTERNAL_ERROR, f"configuration: {exc}")
+        except DeadlineReached:
+            return error_response(NOT_ATTEMPTED_STATUS, SeedCode.INTERNAL_ERROR, NOT_ATTEMPTED)
+        except CloudError as err:
+            if err.code.startswith("InvalidSnapshotId.NotFound"):
+                return not_found
+            code = err.seed_code
+            return error_response(STATUS_FOR_CODE.get(code, 502), code, err.describe())
+        snap = next((s for s in page if s.snapshot_id == snapshot_id), None)
+        if snap is None:
+            return not_found
+        return {
+            "code": 0,
+            "message": "",
+            "snapshotId": snap.snapshot_id,
+            "storageId": snap.disk_id,
+            "state": snap.state,
+            "percent": snap.percent,
+            "name": snap.name,
+            "createTime": snap.create_time,
+        }
+
+
+def _v2_params(request: HttpRequest) -> tuple[dict[str, str], str | None]:
+    """The v2 endpoint's parameters: from the query string or the form body, not both."""
+    pairs: list[tuple[str, str | list[str]]]
+    if request.body:
+        if request.query:
+            return {}, "send the parameters in the query string or the form body, not both"
+        try:
+            form = parse_qsl(request.body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+        except (UnicodeDecodeError, ValueError):
+            return {}, "the body must be form-encoded (application/x-www-form-urlencoded)"
+        pairs = list(form)
+    else:
+        pairs = list(request.query.items())
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if not isinstance(value, str) or name in params:
+            return {}, f"parameter {_echo(name)} is given more than once"
+        params[name] = value
+    return params, None
+
+
+def handle_webhook(
+    event: Any, context: Any, runtime: Runtime, *, clock: WallClock = time.time
+) -> dict[str, Any]:
+    """Serve one API Gateway event (see :class:`Webhook`)."""
+    return Webhook(runtime, clock=clock).handle(event, context)

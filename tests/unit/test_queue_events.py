@@ -1,0 +1,287 @@
+"""Reading CMQ, CKafka and TDMQ events into messages, and the batch's answer (no I/O)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from cbsnap.codes import SeedCode
+from cbsnap.events.queue import (
+    BatchReport,
+    MessagesNotAttempted,
+    QueueMessage,
+    parse_queue_event,
+)
+from cbsnap.models import SnapshotResult
+from cbsnap.snapshots import NOT_ATTEMPTED, Outcome
+from tests.conftest import load_event
+
+SEED = {"storageId": "disk-g73hhs4o", "snapshotName": "mySnap"}
+
+# The documented shapes (tencent-facts §4.1, qcloud-documents), verbatim but for the bodies.
+CMQ_DOC = {
+    "Records": [
+        {
+            "CMQ": {
+                "type": "topic",
+                "topicOwner": 120000000,
+                "topicName": "testtopic",
+                "subscriptionName": "xxxxxx",
+                "publishTime": "1970-01-01T00:00:00.000Z",
+                "msgId": "123345346",
+                "requestId": "123345346",
+                "msgBody": "Hello from CMQ!",
+                "msgTag": "tag1,tag2",
+            }
+        }
+    ]
+}
+CKAFKA_DOC = {
+    "Records": [
+        {"Ckafka": {"topic": "test-topic", "partition": 1, "offset": 36, "msgKey": "None", "msgBody": "x"}},
+        {"Ckafka": {"topic": "test-topic", "partition": 1, "offset": 37, "msgKey": "None", "msgBody": "y"}},
+    ]
+}
+TDMQ_DOC = {
+    "specversion": "0",
+    "id": "13a3f42d-7258-4ada-da6d-023a333b4662",
+    "type": "connector:tdmq",
+    "source": "tdmq.cloud.tencent",
+    "subjuect": "qcs::tdmq:$region:$account:topicName/$topicSets.clusterId",
+    "time": "1615430559146",
+    "region": "ap-guangzhou",
+    "datacontenttype": "application/json;charset=utf-8",
+    "data": {
+        "topic": "persistent://appid/namespace/topic-1",
+        "tags": "testtopic",
+        "TopicType": 0,
+        "subscriptionName": "xxxxxx",
+        "toTimestamp": "1603352765001",
+        "partitions": "0",
+        "msgId": "123345346",
+        "msgBody": "Hello from TDMQ!",
+    },
+}
+
+
+def with_bodies(event: dict[str, Any], *documents: Any) -> dict[str, Any]:
+    """``event`` with each message body replaced by a request document."""
+    event = copy.deepcopy(event)
+    bodies = [d if isinstance(d, str) else json.dumps(d) for d in documents]
+    if "Records" in event:
+        for record, body in zip(event["Records"], bodies, strict=True):
+            next(iter(record.values()))["msgBody"] = body
+    else:
+        event["data"]["msgBody"] = bodies[0]
+    return event
+
+
+def test_documented_cmq_shape() -> None:
+    parsed = parse_queue_event(with_bodies(CMQ_DOC, SEED))
+    [message] = parsed.messages
+    assert parsed.source == "cmq"
+    assert (message.source, message.message_id, message.request_key) == ("cmq", "123345346", "cmq/123345346")
+    assert message.topic == "testtopic" and message.document == SEED and message.problem is None
+    meta = message.meta()
+    assert (meta.trigger, meta.message_id, meta.source_id) == ("cmq", "123345346", "testtopic")
+
+
+def test_documented_ckafka_shape() -> None:
+    parsed = parse_queue_event(with_bodies(CKAFKA_DOC, SEED, {"disks": ["disk-lzrg2pwi"]}))
+    assert parsed.source == "ckafka"
+    assert [m.request_key for m in parsed.messages] == ["ckafka/test-topic/1/36", "ckafka/test-topic/1/37"]
+    assert [m.message_id for m in parsed.messages] == ["test-topic/1/36", "test-topic/1/37"]
+    assert parsed.messages[1].document == {"disks": ["disk-lzrg2pwi"]}
+
+
+def test_documented_tdmq_shape() -> None:
+    parsed = parse_queue_event(with_bodies(TDMQ_DOC, SEED))
+    [message] = parsed.messages
+    assert parsed.source == "tdmq" and message.request_key == "tdmq/123345346"
+    assert message.topic == "persistent://appid/namespace/topic-1" and message.document == SEED
+
+
+@pytest.mark.parametrize("name", ["cmq.json", "ckafka.json", "tdmq.json"])
+def test_sample_events_parse_cleanly(name: str) -> None:
+    parsed = parse_queue_event(load_event(name))
+    assert parsed.messages and all(m.problem is None for m in parsed.messages)
+    assert all(isinstance(m.document, dict) for m in parsed.messages)
+
+
+def test_variants_seen_in_other_docs() -> None:
+    event = with_bodies(CMQ_DOC, SEED)
+    cmq = event["Records"][0]["CMQ"]
+    cmq.update(msgId=1407374883553281, topicOwner="120xxxxx", msgTag=["tag1", "tag2"])
+    [message] = parse_queue_event(event).messages
+    assert message.request_key == "cmq/1407374883553281" and message.problem is None
+    # The record key's case is not trusted; a numeric-text offset is fine.
+    kafka = {"Records": [{"ckafka": {"topic": "t", "partition": "0", "offset": "9", "msgBody": "{}"}}]}
+    assert parse_queue_event(kafka).messages[0].request_key == "ckafka/t/0/9"
+
+
+def test_a_base64_body_of_json_is_accepted() -> None:
+    body = base64.b64encode(json.dumps(SEED).encode()).decode()
+    [message] = parse_queue_event(with_bodies(CMQ_DOC, body)).messages
+    assert message.document == SEED and message.problem is None
+
+
+def problems(event: Any) -> list[tuple[str | None, str]]:
+    messages = parse_queue_event(event).messages
+    assert all(m.problem is not None for m in messages)
+    return [(m.message_id, m.problem or "") for m in messages]
+
+
+@pytest.mark.parametrize(
+    ("event", "fragment"),
+    [
+        (None, "must be a JSON object"),
+        ([{"CMQ": {}}], "must be a JSON object"),
+        ("Records", "must be a JSON object"),
+        ({}, "not a queue event"),
+        ({"Type": "Timer", "Message": "{}"}, "not a queue event"),
+        ({"Records": None}, "Records must be a list"),
+        ({"Records": {"CMQ": {}}}, "Records must be a list"),
+        ({"Records": []}, "Records is empty"),
+    ],
+)
+def test_unusable_events_become_one_problem(event: Any, fragment: str) -> None:
+    [(message_id, problem)] = problems(event)
+    assert message_id == "event" and fragment in problem
+
+
+@pytest.mark.parametrize(
+    ("record", "fragment"),
+    [
+        ("text", "must be a JSON object"),
+        ({"Cos": {}}, "neither a CMQ nor a Ckafka"),
+        ({"CMQ": "not an object"}, "neither a CMQ nor a Ckafka"),
+        ({"CMQ": {"msgBody": "{}"}}, "no usable msgId"),
+        ({"CMQ": {"msgId": "has space", "msgBody": "{}"}}, "no usable msgId"),
+        ({"CMQ": {"msgId": True, "msgBody": "{}"}}, "no usable msgId"),
+        ({"Ckafka": {"topic": "t", "partition": 0, "msgBody": "{}"}}, "topic, partition and offset"),
+        ({"Ckafka": {"topic": "t", "partition": -1, "offset": 1, "msgBody": "{}"}}, "topic, partition"),
+    ],
+)
+def test_a_record_without_identity_is_named_by_its_index(record: Any, fragment: str) -> None:
+    good = {"CMQ": {"msgId": "m0", "msgBody": json.dumps(SEED)}}
+    messages = parse_queue_event({"Records": [good, record]}).messages
+    assert messages[0].problem is None
+    bad = messages[1]
+    assert bad.message_id == "Records[1]" and bad.problem is not None
+    assert bad.problem.startswith("Records[1]: ") and fragment in bad.problem
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (None, "must be a string, got NoneType"),
+        (42, "must be a string, got int"),
+        ({"storageId": "disk-g73hhs4o"}, "must be a string, got dict"),
+        ("", "msgBody is empty"),
+        ("   ", "msgBody is empty"),
+        ("Hello from CMQ!", "not valid JSON"),
+        (base64.b64encode(b"not json").decode(), "not valid JSON"),
+        ("[" * 100_000, "not valid JSON"),
+    ],
+)
+def test_bad_bodies_name_their_message(body: Any, fragment: str) -> None:
+    event = with_bodies(CMQ_DOC, SEED)
+    event["Records"][0]["CMQ"]["msgBody"] = body
+    [(message_id, problem)] = problems(event)
+    assert message_id == "123345346"
+    assert problem.startswith("Records[0] (msgId 123345346): ") and fragment in problem
+
+
+@pytest.mark.parametrize(
+    ("data", "message_id", "fragment"),
+    [
+        (None, "13a3f42d-7258-4ada-da6d-023a333b4662", "no data object"),
+        ({"msgBody": "{}"}, "13a3f42d-7258-4ada-da6d-023a333b4662", "no usable data.msgId"),
+        ({"msgId": "m1", "msgBody": 7}, "m1", "must be a string"),
+    ],
+)
+def test_bad_tdmq_events(data: Any, message_id: str, fragment: str) -> None:
+    event = copy.deepcopy(TDMQ_DOC)
+    event["data"] = data
+    [(got_id, problem)] = problems(event)
+    assert got_id == message_id and fragment in problem
+
+
+def test_a_mixed_batch_keeps_every_record() -> None:
+    event = {
+        "Records": [
+            {"CMQ": {"msgId": "a", "msgBody": json.dumps(SEED)}},
+            {"Ckafka": {"topic": "t", "partition": 0, "offset": 1, "msgBody": "nope"}},
+            42,
+            {"CMQ": {"msgId": "d", "msgBody": json.dumps({"disks": ["disk-BAD"]})}},
+        ]
+    }
+    parsed = parse_queue_event(event)
+    assert parsed.source == "queue"  # mixed sources
+    assert [m.message_id for m in parsed.messages] == ["a", "t/0/1", "Records[2]", "d"]
+    # validation of the document itself is the runtime's (per disk, 9003)
+    assert [m.problem is None for m in parsed.messages] == [True, False, False, True]
+
+
+# -- the batch's answer -------------------------------------------------------------------
+
+
+def _result(disk: str, code: SeedCode, message: str = "", msg_id: str = "m") -> SnapshotResult:
+    if code == SeedCode.SUCCESS:
+        base = SnapshotResult(
+            storageId=disk,
+            snapshotName="n",
+            code=0,
+            codeDesc="Success",
+            message="",
+            snapshotId="snap-aaaaaaaa",
+        )
+    else:
+        base = SnapshotResult.failure(disk, "n", code, message)
+    return base.model_copy(update={"messageId": msg_id})
+
+
+def _message(msg_id: str) -> QueueMessage:
+    return QueueMessage(source="cmq", message_id=msg_id, request_key=f"cmq/{msg_id}")
+
+
+def test_report_collects_results_and_does_not_raise_for_final_failures() -> None:
+    report = BatchReport("cmq")
+    report.add(_message("m1"), Outcome([_result("disk-g73hhs4o", SeedCode.SUCCESS, msg_id="m1")]))
+    report.add(_message("m2"), Outcome([_result("disk-lzrg2pwi", SeedCode.DISK_BUSY, "busy", "m2")]))
+    report.raise_if_unattempted()
+    response = report.to_response()
+    assert response["trigger"] == "cmq" and response["messages"] == 2
+    assert (response["total"], response["succeeded"], response["failed"], response["notAttempted"]) == (
+        2,
+        1,
+        1,
+        0,
+    )
+    assert [r["messageId"] for r in response["results"]] == ["m1", "m2"]
+
+
+def test_unattempted_disks_raise_naming_their_messages() -> None:
+    report = BatchReport("ckafka")
+    done = Outcome([_result("disk-g73hhs4o", SeedCode.SUCCESS, msg_id="t/0/1")])
+    late = Outcome(
+        [_result("disk-lzrg2pwi", SeedCode.INTERNAL_ERROR, NOT_ATTEMPTED, "t/0/2")],
+        not_attempted=["disk-lzrg2pwi"],
+    )
+    report.add(_message("t/0/1"), done)
+    report.add(_message("t/0/2"), late)
+    assert report.to_response()["notAttempted"] == 1
+    with pytest.raises(MessagesNotAttempted, match="t/0/2") as info:
+        report.raise_if_unattempted()
+    assert info.value.message_ids == ["t/0/2"]
+    assert "t/0/1" not in str(info.value)
+
+
+def test_the_exception_lists_at_most_twenty_ids() -> None:
+    error = MessagesNotAttempted([f"m{i}" for i in range(25)])
+    assert "m19" in str(error) and "m20," not in str(error) and "and 5 more" in str(error)
+    assert len(error.message_ids) == 25
