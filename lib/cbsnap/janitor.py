@@ -1,0 +1,525 @@
+"""The retention janitor: deletes cbsnap's own old snapshots of a disk, and nothing else.
+
+A request's ``retention`` (``keepLast`` and/or ``maxAgeDays``) is applied per disk,
+after that disk's snapshot was made, or on its own with ``"action": "prune"``.
+The design and its reasons are in docs/retention.md; in short:
+
+* **Scope.** Only snapshots of the disk that carry ``cbsnap:owner=cbsnap`` *and*
+  the scope's SnapshotName (after a create: the name just used; for a prune: the
+  request's ``snapshotName`` when one was given, else every owned snapshot).
+  Nothing outside the scope is ever a candidate or gets a record.
+* **Rules** (:func:`select`, pure). ``keepLast N`` keeps the N newest in scope
+  (the snapshot just made is one of them); ``maxAgeDays D`` makes those created
+  more than D days ago candidates. With both, a snapshot is a candidate only when
+  both rules pick it. The snapshot just made is never a candidate.
+* **Skips.** A candidate still CREATING, in any other non-NORMAL state, or bound to
+  an image is not deleted; it gets a record saying why.
+* **Deleting** (:meth:`Janitor.execute`). DeleteSnapshots is all-or-nothing, so IDs
+  go in batches of :data:`BATCH_SIZE`; a failed batch is retried one ID at a time
+  so that one bad ID does not keep the others. Every ID ends with a record.
+* **Dry run.** The same plan, reported with "dry run: would delete" and no
+  DeleteSnapshots call.
+
+Records are :class:`~cbsnap.models.SnapshotResult` with ``action="delete"``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from cbsnap.client import DESCRIBE_SNAPSHOTS_MAX_DISKS, MAX_PAGES, CbsApi, SnapshotInfo
+from cbsnap.codes import SeedCode, seed_code_for
+from cbsnap.errors import CloudError, DeadlineReached
+from cbsnap.models import ParsedRequest, Retention, SnapshotResult
+from cbsnap.ownership import OWNER_TAG, OWNER_VALUE
+from cbsnap.scf import Clock, Deadline
+from cbsnap.selectors import FanOut, Resolution
+
+__all__ = [
+    "BATCH_SIZE",
+    "DELETE_ACTION",
+    "DRY_RUN_MESSAGE",
+    "Candidate",
+    "DiskPlan",
+    "DiskScope",
+    "Janitor",
+    "Plan",
+    "explicit_names",
+    "select",
+]
+
+DELETE_ACTION = "delete"
+# IDs per DeleteSnapshots call. Tencent documents no maximum; the call is
+# all-or-nothing, so a batch is also the blast radius of one bad ID: 20 keeps the
+# one-by-one fallback to one second of calls at the documented 20 requests/s,
+# keeps the request small, and still deletes a whole disk's worth (≤ 64) in a few calls.
+BATCH_SIZE = 20
+DAY_SECONDS = 86_400.0
+DRY_RUN_MESSAGE = "dry run: would delete"
+JANITOR_NOT_ATTEMPTED = "not attempted: the invocation's time ran out before this snapshot's turn"
+LISTING_NOT_ATTEMPTED = "retention not applied: the invocation's time ran out before this disk's turn"
+# Disk refusals that concern creating a snapshot, not keeping old ones: a prune
+# still applies to such a disk (e.g. one in the recycle bin keeps its snapshots).
+_PRUNABLE_REFUSALS = frozenset({SeedCode.SNAPSHOT_NOT_SUPPORTED, SeedCode.DISK_TYPE_INVALID})
+# Errors for which retrying a failed batch one ID at a time cannot help.
+_WHOLE_BATCH_CODES = frozenset({SeedCode.AUTH_FAILURE, SeedCode.REQUEST_LIMIT_EXCEEDED})
+_CREATING = "ResourceUnavailable.SnapshotCreating"
+_HAS_IMAGE = "UnsupportedOperation.SnapshotHasBindedImage"
+_NOT_NORMAL = "InvalidSnapshot.NotSupported"
+
+
+# -- the plan (pure) -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiskScope:
+    """One disk the janitor looks at, and which of its snapshots are in scope.
+
+    ``name`` None means every owned snapshot of the disk; ``just_made`` are the
+    snapshots this request made (or adopted), never deleted; ``position`` places
+    the disk's records among the request's results.
+    """
+
+    disk_id: str
+    region: str
+    name: str | None
+    position: int = 0
+    just_made: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A snapshot the rules select: deleted unless ``skip`` says why not."""
+
+    snapshot: SnapshotInfo
+    skip: SeedCode | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DiskPlan:
+    """What the rules decided for one disk, oldest candidate first.
+
+    ``error`` is set (and nothing is planned) when the disk's snapshots could not be listed.
+    """
+
+    scope: DiskScope
+    candidates: tuple[Candidate, ...] = ()
+    kept: tuple[SnapshotInfo, ...] = ()  # in scope, not selected by the rules
+    error: SnapshotResult | None = None
+
+    @property
+    def to_delete(self) -> list[SnapshotInfo]:
+        """Candidates that will be deleted."""
+        return [c.snapshot for c in self.candidates if c.skip is None]
+
+    @property
+    def skipped(self) -> list[Candidate]:
+        """Candidates that will not be deleted, with the reason."""
+        return [c for c in self.candidates if c.skip is not None]
+
+
+@dataclass
+class Plan:
+    """Every disk's :class:`DiskPlan`, in the order the scopes were given."""
+
+    disks: list[DiskPlan] = field(default_factory=list)
+
+
+def owned(snapshot: SnapshotInfo) -> bool:
+    """True for a snapshot cbsnap made (it carries the owner tag)."""
+    return snapshot.tags.get(OWNER_TAG) == OWNER_VALUE
+
+
+def create_time(value: str) -> float | None:
+    """Epoch seconds of a zone-less ``YYYY-MM-DD HH:MM:SS`` CreateTime, read as UTC.
+
+    Tencent does not state the zone (probably Beijing, UTC+8). Of the plausible
+    readings, UTC gives the *latest* instant, so a snapshot never looks older than
+    it is: at worst it is deleted 8 hours after it turned D days old, never before.
+    """
+    try:
+        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
+
+
+def in_scope(snapshot: SnapshotInfo, scope: DiskScope) -> bool:
+    """Owned, of the scope's disk, and of the scope's name (when it has one)."""
+    return (
+        snapshot.disk_id == scope.disk_id
+        and owned(snapshot)
+        and (scope.name is None or snapshot.name == scope.name)
+    )
+
+
+def select(snapshots: Iterable[SnapshotInfo], scope: DiskScope, retention: Retention, now: float) -> DiskPlan:
+    """Apply ``retention`` to one disk's snapshots (as listed, any order) at wall time ``now``.
+
+    Pure: no I/O. Foreign and out-of-scope snapshots are ignored entirely. The
+    snapshots just made rank newest; an unreadable CreateTime ranks next (it is
+    kept by ``keepLast`` and never old enough for ``maxAgeDays``).
+    """
+    listed = list({s.snapshot_id: s for s in snapshots}.values())
+    scoped = [(i, s) for i, s in enumerate(listed) if in_scope(s, scope)]
+
+    def newest_first(pair: tuple[int, SnapshotInfo]) -> tuple[int, float, int]:
+        index, snap = pair
+        if snap.snapshot_id in scope.just_made:
+            return (0, 0.0, -index)
+        created = create_time(snap.create_time)
+        if created is None:
+            return (1, 0.0, -index)
+        return (2, -created, -index)
+
+    ranked = [s for _, s in sorted(scoped, key=newest_first)]
+    cutoff = None if retention.maxAgeDays is None else now - retention.maxAgeDays * DAY_SECONDS
+    keep = retention.keepLast or 0
+    candidates: list[Candidate] = []
+    kept: list[SnapshotInfo] = []
+    for rank, snap in enumerate(ranked):
+        created = create_time(snap.create_time)
+        by_count = retention.keepLast is None or rank >= keep
+        by_age = cutoff is None or (created is not None and created < cutoff)
+        if snap.snapshot_id in scope.just_made or not (by_count and by_age):
+            kept.append(snap)
+            continue
+        candidates.append(_judge(snap))
+    candidates.reverse()  # oldest first
+    return DiskPlan(scope, tuple(candidates), tuple(kept))
+
+
+def _judge(snap: SnapshotInfo) -> Candidate:
+    """A selected snapshot: deletable, or the reason DeleteSnapshots would refuse it."""
+    sid = snap.snapshot_id
+    if snap.state == "CREATING":
+        return Candidate(
+            snap, SeedCode.CBS_CREATING_SNAPSHOT, f"not deleted: {_CREATING}: {sid} is still being created"
+        )
+    if snap.state != "NORMAL":
+        state = snap.state or "in an unknown state"
+        return Candidate(snap, seed_code_for(_NOT_NORMAL), f"not deleted: {_NOT_NORMAL}: {sid} is {state}")
+    if snap.image_count > 0:
+        return Candidate(
+            snap,
+            seed_code_for(_HAS_IMAGE),
+            f"not deleted: {_HAS_IMAGE}: {sid} is bound to {snap.image_count} image(s)",
+        )
+    return Candidate(snap)
+
+
+def explicit_names(document: Any) -> tuple[bool, frozenset[str]]:
+    """Which snapshot names a (validated) request document gave explicitly.
+
+    Returns (the request-level ``snapshotName`` was given, disks whose ``disks``
+    entry gave its own). A prune without a name covers every owned snapshot of the
+    disk; :class:`~cbsnap.models.ParsedRequest` fills in "Unnamed", so the raw
+    document is the only place that tells "Unnamed" from "not given".
+    """
+    if isinstance(document, (str, bytes, bytearray)):
+        try:
+            document = json.loads(document)
+        except (ValueError, RecursionError):
+            return False, frozenset()
+    if not isinstance(document, dict):
+        return False, frozenset()
+    per_disk: set[str] = set()
+    disks = document.get("disks")
+    for item in disks if isinstance(disks, list) else ():
+        if isinstance(item, dict) and item.get("snapshotName") is not None:
+            ref = item.get("storageId", item.get("diskId"))
+            if isinstance(ref, str):
+                per_disk.add(ref)
+    return document.get("snapshotName") is not None, frozenset(per_disk)
+
+
+# -- records ---------------------------------------------------------------------------------------
+
+
+def _record(
+    scope: DiskScope,
+    snapshot_id: str | None,
+    name: str | None,
+    code: SeedCode,
+    message: str,
+    *,
+    request_id: str | None = None,
+) -> SnapshotResult:
+    return SnapshotResult(
+        storageId=scope.disk_id,
+        snapshotName=name,
+        code=code,
+        codeDesc=code.desc,
+        message=message,
+        snapshotId=snapshot_id,
+        requestId=request_id,
+        region=scope.region,
+        action=DELETE_ACTION,
+    )
+
+
+@dataclass(frozen=True)
+class _Done:
+    """How one DeleteSnapshots attempt ended for one ID."""
+
+    code: SeedCode
+    message: str
+    request_id: str | None = None
+
+
+def _from_error(exc: CloudError | DeadlineReached) -> _Done:
+    if isinstance(exc, DeadlineReached):
+        return _Done(SeedCode.INTERNAL_ERROR, JANITOR_NOT_ATTEMPTED)
+    return _Done(exc.seed_code, exc.describe(), exc.request_id)
+
+
+# -- the janitor -----------------------------------------------------------------------------------
+
+
+def _sequential(work: Callable[[Any], Any], items: Sequence[Any], /) -> list[Any]:
+    return [work(item) for item in items]
+
+
+class Janitor:
+    """Lists, plans and deletes, region by region.
+
+    Parameters
+    ----------
+    apis:
+        Returns the :class:`CbsApi` for a region (pacing and retries live there).
+    region:
+        The region for scopes and targets that carry none.
+    wall_clock:
+        Epoch seconds now, for ``maxAgeDays``.
+    fan_out:
+        Runs listing and deleting batches (possibly on threads); sequential by default.
+    batch_size:
+        Snapshot IDs per DeleteSnapshots call.
+    """
+
+    def __init__(
+        self,
+        apis: Callable[[str], CbsApi],
+        *,
+        region: str,
+        wall_clock: Clock = time.time,
+        fan_out: FanOut | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self._apis = apis
+        self._region = region
+        self._wall_clock = wall_clock
+        self._fan_out: FanOut = fan_out or _sequential
+        self._batch_size = max(1, batch_size)
+
+    # -- entry points ------------------------------------------------------------------------------
+
+    def run(
+        self, scopes: Sequence[DiskScope], retention: Retention, deadline: Deadline, *, dry_run: bool = False
+    ) -> list[tuple[int, SnapshotResult]]:
+        """Plan and execute: the records, each with its disk's position."""
+        return self.execute(self.plan(scopes, retention, deadline), deadline, dry_run=dry_run)
+
+    def after_create(
+        self,
+        retention: Retention,
+        placed: Sequence[tuple[int, SnapshotResult]],
+        deadline: Deadline,
+        *,
+        dry_run: bool = False,
+    ) -> list[tuple[int, SnapshotResult]]:
+        """Apply ``retention`` to every disk whose create (or adoption) in ``placed`` succeeded.
+
+        The scope is the name just used; the snapshot just made is never deleted.
+        Records come back with the position of the disk's create result.
+        """
+        scopes = [
+            DiskScope(
+                result.storageId,
+                result.region or self._region,
+                result.snapshotName or "",
+                position,
+                frozenset({result.snapshotId}),
+            )
+            for position, result in placed
+            if result.ok
+            and result.action in (None, "create")
+            and result.groupId is None  # consistent groups are not covered yet
+            and result.storageId
+            and result.snapshotId
+        ]
+        return self.run(scopes, retention, deadline, dry_run=dry_run) if scopes else []
+
+    def prune(
+        self, parsed: ParsedRequest, resolution: Resolution, deadline: Deadline, *, document: Any = None
+    ) -> list[SnapshotResult]:
+        """``"action": "prune"``: the janitor alone over the request's disks, no CreateSnapshot.
+
+        ``document`` is the raw request, to tell whether a snapshotName was given
+        (see :func:`explicit_names`); without it the resolved names are used, the
+        narrower scope. Every result carries ``action="delete"``, request-level
+        rejections included, in the order the disks were named.
+        """
+        if parsed.retention is None:
+            raise ValueError("prune needs a retention rule")
+        given, per_disk = explicit_names(document) if document is not None else (True, frozenset())
+        placed: list[tuple[int, SnapshotResult]] = parsed.placed_rejections()
+        scopes: list[DiskScope] = []
+        for target in resolution.eligible:
+            named = given or target.disk_id in per_disk
+            scopes.append(
+                DiskScope(
+                    target.disk_id,
+                    target.region or self._region,
+                    target.snapshot_name if named else None,
+                    target.position,
+                )
+            )
+        for position, refused in resolution.refused:
+            if refused.code in _PRUNABLE_REFUSALS and refused.storageId and refused.region:
+                named = given or refused.storageId in per_disk
+                name = refused.snapshotName if named else None
+                scopes.append(DiskScope(refused.storageId, refused.region, name, position))
+            else:
+                placed.append((position, refused))
+        placed.extend(self.run(scopes, parsed.retention, deadline, dry_run=parsed.dry_run))
+        placed.sort(key=lambda pair: pair[0])
+        return [
+            r if r.action == DELETE_ACTION else r.model_copy(update={"action": DELETE_ACTION})
+            for _, r in placed
+        ]
+
+    # -- planning ----------------------------------------------------------------------------------
+
+    def plan(self, scopes: Sequence[DiskScope], retention: Retention, deadline: Deadline) -> Plan:
+        """List every scope's disk (10 disks a DescribeSnapshots call, all pages) and apply the rules.
+
+        No mutating call. A disk whose listing failed gets an ``error`` and no candidates.
+        """
+        now = self._wall_clock()
+        unique: dict[tuple[str, str], DiskScope] = {}
+        for scope in scopes:  # a disk named twice is looked at once (its first scope)
+            unique.setdefault((scope.region, scope.disk_id), scope)
+        batches: list[tuple[str, list[DiskScope]]] = []
+        for region in dict.fromkeys(s.region for s in unique.values()):
+            in_region = [s for s in unique.values() if s.region == region]
+            for start in range(0, len(in_region), DESCRIBE_SNAPSHOTS_MAX_DISKS):
+                batches.append((region, in_region[start : start + DESCRIBE_SNAPSHOTS_MAX_DISKS]))
+
+        def list_batch(
+            batch: tuple[str, list[DiskScope]],
+        ) -> list[SnapshotInfo] | CloudError | DeadlineReached:
+            region, members = batch
+            try:
+                return self._list(self._apis(region), [s.disk_id for s in members], deadline)
+            except (CloudError, DeadlineReached) as exc:
+                return exc
+
+        plans: dict[tuple[str, str], DiskPlan] = {}
+        for (_, members), listed in zip(batches, self._fan_out(list_batch, batches), strict=True):
+            for scope in members:
+                if isinstance(listed, list):
+                    plans[(scope.region, scope.disk_id)] = select(listed, scope, retention, now)
+                else:
+                    message = (
+                        LISTING_NOT_ATTEMPTED
+                        if isinstance(listed, DeadlineReached)
+                        else f"retention not applied: {listed.describe()}"
+                    )
+                    code = listed.seed_code if isinstance(listed, CloudError) else SeedCode.INTERNAL_ERROR
+                    request_id = listed.request_id if isinstance(listed, CloudError) else None
+                    error = _record(scope, None, scope.name, code, message, request_id=request_id)
+                    plans[(scope.region, scope.disk_id)] = DiskPlan(scope, error=error)
+        return Plan([plans[key] for key in unique])
+
+    @staticmethod
+    def _list(api: CbsApi, disk_ids: Sequence[str], deadline: Deadline) -> list[SnapshotInfo]:
+        """Every snapshot of up to 10 disks, oldest first (new ones append at the end, so
+        paging by offset is not shifted by snapshots made meanwhile)."""
+        found: dict[str, SnapshotInfo] = {}
+        offset = 0
+        for _ in range(MAX_PAGES):
+            total, page = api.describe_snapshots(
+                deadline, disk_ids=disk_ids, offset=offset, newest_first=False
+            )
+            for snap in page:
+                found.setdefault(snap.snapshot_id, snap)
+            offset += len(page)
+            if not page or offset >= total:
+                return list(found.values())
+        raise CloudError("DescribeSnapshots", "LimitExceeded.Paging", f"more than {offset} snapshots listed")
+
+    # -- executing ---------------------------------------------------------------------------------
+
+    def execute(
+        self, plan: Plan, deadline: Deadline, *, dry_run: bool = False
+    ) -> list[tuple[int, SnapshotResult]]:
+        """Delete what ``plan`` says (nothing when ``dry_run``); one record per candidate.
+
+        Records come per disk in plan order, each disk's oldest candidate first,
+        with the disk's position.
+        """
+        done: dict[str, _Done] = {}
+        if dry_run:
+            for disk in plan.disks:
+                done.update((s.snapshot_id, _Done(SeedCode.SUCCESS, DRY_RUN_MESSAGE)) for s in disk.to_delete)
+        else:
+            batches: list[tuple[str, list[str]]] = []
+            for region in dict.fromkeys(d.scope.region for d in plan.disks):
+                ids = [s.snapshot_id for d in plan.disks if d.scope.region == region for s in d.to_delete]
+                ids = list(dict.fromkeys(ids))
+                for start in range(0, len(ids), self._batch_size):
+                    batches.append((region, ids[start : start + self._batch_size]))
+            for outcome in self._fan_out(lambda b: self._delete_batch(b[0], b[1], deadline), batches):
+                done.update(outcome)
+
+        records: list[tuple[int, SnapshotResult]] = []
+        for disk in plan.disks:
+            scope = disk.scope
+            if disk.error is not None:
+                records.append((scope.position, disk.error))
+                continue
+            for candidate in disk.candidates:
+                snap = candidate.snapshot
+                if candidate.skip is not None:
+                    result = _record(scope, snap.snapshot_id, snap.name, candidate.skip, candidate.reason)
+                else:
+                    how = done[snap.snapshot_id]
+                    result = _record(
+                        scope, snap.snapshot_id, snap.name, how.code, how.message, request_id=how.request_id
+                    )
+                records.append((scope.position, result))
+        return records
+
+    def _delete_batch(self, region: str, ids: list[str], deadline: Deadline) -> dict[str, _Done]:
+        """One DeleteSnapshots call for ``ids``; when it fails, one call per ID."""
+        api = self._apis(region)
+        try:
+            request_id = api.delete_snapshots(ids, deadline)
+            return {i: _Done(SeedCode.SUCCESS, "", request_id) for i in ids}
+        except DeadlineReached as exc:
+            return {i: _from_error(exc) for i in ids}
+        except CloudError as err:
+            if len(ids) == 1:
+                return {ids[0]: _from_error(err)}
+            if err.seed_code in _WHOLE_BATCH_CODES:
+                return {i: _from_error(err) for i in ids}
+        # All-or-nothing: a refused batch deleted nothing (after a reply lost past the client's
+        # retries it may have deleted everything; the single calls then answer NotFound).
+        # One call per ID finds the bad one and deletes the rest.
+        done: dict[str, _Done] = {}
+        for index, snapshot_id in enumerate(ids):
+            try:
+                request_id = api.delete_snapshots([snapshot_id], deadline)
+                done[snapshot_id] = _Done(SeedCode.SUCCESS, "", request_id)
+            except DeadlineReached as exc:
+                done.update((i, _from_error(exc)) for i in ids[index:])
+                break
+            except CloudError as err:
+                done[snapshot_id] = _from_error(err)
+        return done
