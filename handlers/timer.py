@@ -29,4 +29,4 @@ def main_handler(event: Any, context: Any) -> dict[str, Any]:
         outcome = runtime.reject(firing.problem, meta)
     else:
         outcome = runtime.run(firing.document, meta, deadline)
-    return outcome.to_response(meta)
+    return outcome.to_response()

@@ -1,4 +1,4 @@
-"""The ``cbsnap`` command: run handlers locally, the demo, the emulator.
+"""The ``cbsnap`` command: run handlers locally, the demo, the emulator, sign webhook calls.
 
 Heavy modules are imported inside each command so ``cbsnap --help`` stays quick.
 """
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from cbsnap.emulator import Emulator
     from cbsnap.settings import Settings
 
-HANDLERS = ("timer",)
+HANDLERS = ("timer", "messages", "webhook")
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -186,11 +186,135 @@ def _watch_progress(
 # -- emulator -------------------------------------------------------------------------
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Dry run: what a request would do, checked with read-only API calls."""
+    from cbsnap.runtime import Runtime
+    from cbsnap.settings import Settings
+    from cbsnap.sinks import RequestMeta
+
+    text = Path(args.file).read_text(encoding="utf-8") if args.file else args.request
+    if not text:
+        raise SystemExit("give a request document (JSON) or --file")
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise SystemExit(f"the request is not valid JSON: {exc}") from exc
+    if isinstance(document, dict):
+        document["dryRun"] = True
+
+    def run(settings: Settings) -> dict[str, Any]:
+        runtime = Runtime.from_settings(settings, stream=io.StringIO())
+        meta = RequestMeta(trigger=args.trigger, request_key=f"plan/{int(time.time())}", key_is_fresh=True)
+        if isinstance(document, dict) and document.get("idempotencyKey"):
+            meta = RequestMeta(trigger=args.trigger, request_key=f"key/{document['idempotencyKey']}")
+        outcome = runtime.run(document, meta, runtime.deadline_for(_context(args.timeout)))
+        return outcome.to_response()
+
+    if args.emulator:
+        from cbsnap.emulator import Emulator, load_seed
+
+        with Emulator(load_seed(args.seed)) as emu:
+            response = run(_emulator_settings(emu, Settings.from_env()))
+    else:
+        response = run(Settings.from_env())
+    if args.json:
+        print(json.dumps(response, indent=2, ensure_ascii=False))
+    else:
+        print(_table(response["results"]))
+        print(f"\n{response['succeeded']} of {response['total']} disks would be snapshotted.")
+    return 0 if response["succeeded"] == response["total"] else 1
+
+
+def cmd_drain(args: argparse.Namespace) -> int:
+    """Feed a running emulator's queue to the message handler, as SCF's CMQ trigger would."""
+    from cbsnap.emulator.runner import drain, http_receive
+    from cbsnap.runtime import Runtime, set_runtime
+    from cbsnap.settings import Settings
+
+    set_runtime(Runtime.from_settings(Settings.from_env(), stream=sys.stderr))
+    report = drain(http_receive(args.emulator_url, args.queue), load_handler("messages"), queue=args.queue)
+    results = report.results()
+    ok = sum(1 for r in results if r.get("code") == 0)
+    summary = {
+        "invocations": report.invocations,
+        "messages": report.messages,
+        "redeliveries": report.redeliveries,
+        "results": len(results),
+        "succeeded": ok,
+    }
+    print(json.dumps(summary, indent=2))
+    return 0 if ok == len(results) else 1
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     """Serve the CBS/TDMQ API emulator (pass-through to ``python -m cbsnap.emulator``)."""
     from cbsnap.emulator.cli import main as emulator_main
 
     return emulator_main(args.rest)
+
+
+# -- sign -----------------------------------------------------------------------------
+
+
+def _sign_secret(args: argparse.Namespace) -> str:
+    """The webhook secret from a file or an environment variable (never from argv: ps shows it)."""
+    import os
+
+    if args.secret_file:
+        secret = Path(args.secret_file).read_text(encoding="utf-8").strip()
+    else:
+        secret = os.environ.get(args.secret_env, "")
+    if not secret:
+        raise SystemExit(f"no secret: set {args.secret_env} or pass --secret-file")
+    return secret
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    """Print the webhook's two auth headers for a body or a query, or a ready curl command."""
+    import shlex
+    from urllib.parse import parse_qsl, quote, urlencode
+
+    from cbsnap.webauth import auth_headers, signing_payload
+
+    params: dict[str, str] = {}
+    if args.body_file is not None:
+        body = Path(args.body_file).read_bytes()
+    else:
+        body = (args.body or "").encode("utf-8")
+    if args.query:
+        if body:
+            raise SystemExit("give a body or a query, not both: a body-less request signs its query")
+        for name, value in parse_qsl(args.query, keep_blank_values=True, strict_parsing=True):
+            if name in params:
+                raise SystemExit(f"query parameter {name!r} is given twice")
+            params[name] = value
+    now = float(args.timestamp) if args.timestamp is not None else time.time()
+    headers = auth_headers(_sign_secret(args), signing_payload(body, params), now)
+    if not args.curl:
+        for name, value in headers.items():
+            print(f"{name}: {value}")
+        return 0
+    method = args.method or ("POST" if body else "GET")
+    url = args.curl
+    if params:  # what is sent is what was signed: the same sorted parameters
+        url += ("&" if "?" in url else "?") + urlencode(sorted(params.items()), quote_via=quote)
+    words = ["curl", "--fail-with-body", "-sS", "-X", method]
+    if body:
+        content_type = args.content_type or (
+            "application/json"
+            if body.lstrip().startswith((b"{", b"["))
+            else "application/x-www-form-urlencoded"
+        )
+        words += ["-H", f"Content-Type: {content_type}"]
+    for name, value in headers.items():
+        words += ["-H", f"{name}: {value}"]
+    if args.body_file is not None:
+        words += ["--data-binary", f"@{args.body_file}"]
+    elif body:
+        words += ["--data-binary", body.decode("utf-8")]
+    words.append(url)
+    print(shlex.join(words))
+    return 0
 
 
 # -- entry point ----------------------------------------------------------------------
@@ -213,6 +337,36 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--event", help="timer event file (default events/timer.json)")
     demo.add_argument("--creation-seconds", type=float, default=5.0, help="emulated snapshot duration")
     demo.set_defaults(func=cmd_demo)
+
+    sign = sub.add_parser("sign", help="sign a webhook call: print its auth headers or a curl command")
+    what = sign.add_mutually_exclusive_group()
+    what.add_argument("--body", help="the exact request body (e.g. a JSON request document)")
+    what.add_argument("--body-file", help="read the exact request body from this file")
+    sign.add_argument("--query", help="query parameters of a body-less call, e.g. 'Action=CreateSnapshot&…'")
+    sign.add_argument(
+        "--secret-env", default="CBSNAP_WEBHOOK_SECRET", help="environment variable holding the secret"
+    )
+    sign.add_argument("--secret-file", help="read the secret from this file instead")
+    sign.add_argument("--timestamp", type=int, help="unix seconds to sign with (default: now)")
+    sign.add_argument("--curl", metavar="URL", help="print a ready curl command for this URL")
+    sign.add_argument("--method", help="HTTP method for --curl (default: POST with a body, else GET)")
+    sign.add_argument("--content-type", help="Content-Type for --curl (default: guessed from the body)")
+    sign.set_defaults(func=cmd_sign)
+
+    plan = sub.add_parser("plan", help="dry run: what a request would do (read-only API calls)")
+    plan.add_argument("request", nargs="?", help="the request document as JSON")
+    plan.add_argument("--file", help="read the request document from a file")
+    plan.add_argument("--trigger", default="webhook", choices=("timer", "cmq", "webhook"))
+    plan.add_argument("--json", action="store_true", help="print the JSON answer instead of a table")
+    plan.add_argument("--timeout", type=float, default=60.0)
+    plan.add_argument("--emulator", action="store_true", help="against an embedded emulator")
+    plan.add_argument("--seed", help="emulator seed file (with --emulator)")
+    plan.set_defaults(func=cmd_plan)
+
+    drain_cmd = sub.add_parser("drain", help="feed an emulator queue to the message handler")
+    drain_cmd.add_argument("--queue", default="cbsnap-work", help="the queue to drain (default cbsnap-work)")
+    drain_cmd.add_argument("--emulator-url", default="http://127.0.0.1:9000", help="the running emulator")
+    drain_cmd.set_defaults(func=cmd_drain)
 
     emulator = sub.add_parser("emulator", help="serve the API emulator", add_help=False)
     emulator.add_argument("rest", nargs=argparse.REMAINDER)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -70,6 +72,48 @@ class ReplyTo(BaseModel):
         return self
 
 
+InstanceId = Annotated[str, StringConstraints(pattern=r"^ins-[a-z0-9]{8}$", strict=True)]
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,4}-[a-z0-9-]{2,32}$", strict=True)]
+
+
+class Selector(BaseModel):
+    """Disks chosen by what they are rather than by ID, resolved with DescribeDisks filters.
+
+    ``tags`` and ``instanceIds`` narrow together (as one DescribeDisks call would);
+    ``exclude`` removes disks from everything the request resolved, explicit ones included.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=10)
+    instanceIds: list[InstanceId] = Field(default_factory=list, max_length=100)
+    regions: list[Region] = Field(default_factory=list, max_length=30)
+    exclude: list[DiskId] = Field(default_factory=list, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _narrows_something(self) -> Selector:
+        # An empty selector would mean "every disk in the account": make that explicit, not accidental.
+        if not self.tags and not self.instanceIds:
+            raise ValueError("needs tags or instanceIds (an empty selector would match every disk)")
+        return self
+
+
+class Retention(BaseModel):
+    """Which of cbsnap's own snapshots of a disk to delete. With both rules a
+    snapshot goes only when both would delete it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keepLast: int | None = Field(default=None, ge=1, le=64, strict=True)
+    maxAgeDays: int | None = Field(default=None, ge=1, le=3650, strict=True)
+
+    @model_validator(mode="after")
+    def _some_rule(self) -> Retention:
+        if self.keepLast is None and self.maxAgeDays is None:
+            raise ValueError("needs keepLast and/or maxAgeDays")
+        return self
+
+
 class RequestOptions(BaseModel):
     """Request-level fields of the document (the disks are validated one by one)."""
 
@@ -82,6 +126,28 @@ class RequestOptions(BaseModel):
     idempotencyKey: IdempotencyKey | None = None
     replyTo: ReplyTo | None = None
     correlation: dict[str, Any] | None = None
+    selector: Selector | None = None
+    region: Region | None = None
+    action: Literal["snapshot", "prune"] = "snapshot"
+    retainDays: int | None = Field(default=None, ge=1, le=3650, strict=True)
+    deadline: AwareDatetime | None = None
+    retention: Retention | None = None
+    notify: Literal["completed"] | None = None
+    dryRun: bool = Field(default=False, strict=True)
+    consistent: bool = Field(default=False, strict=True)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> RequestOptions:
+        if self.retainDays is not None and self.deadline is not None:
+            raise ValueError("give retainDays or deadline, not both")
+        if self.consistent and (self.retainDays is not None or self.deadline is not None):
+            # CreateSnapshotGroup takes no Deadline, and the janitor does not cover groups yet.
+            raise ValueError("consistent snapshots cannot expire: CreateSnapshotGroup takes no Deadline")
+        if self.consistent and self.retention is not None:
+            raise ValueError("retention does not cover snapshot groups yet: drop consistent or retention")
+        if self.action == "prune" and self.retention is None:
+            raise ValueError("action prune needs a retention rule")
+        return self
 
     @field_validator("correlation")
     @classmethod
@@ -127,6 +193,7 @@ class DiskTarget:
     snapshot_name: str
     # Where the disk was named in the request, so results keep the caller's order.
     position: int = field(default=0, compare=False)
+    region: str | None = None  # None: the request's or the function's region
 
 
 @dataclass(slots=True)
@@ -140,6 +207,17 @@ class ParsedRequest:
     idempotency_key: str | None = None
     reply_to: ReplyTo | None = None
     correlation: dict[str, Any] | None = None
+    selector: Selector | None = None
+    region: str | None = None  # for explicit disks; None: the function's region
+    action: str = "snapshot"
+    retain_days: int | None = None
+    deadline: datetime | None = None  # an explicit expiry (validated ≥ 1 day ahead by the use case)
+    retention: Retention | None = None
+    notify: str | None = None
+    dry_run: bool = False
+    consistent: bool = False
+    expires_at: str | None = None  # CreateSnapshot's Deadline, computed by the runtime
+    snapshot_name: str = DEFAULT_SNAPSHOT_NAME  # the request-level name (for selector disks)
     # True when the document named one disk with top-level storageId (the seed form).
     seed_form: bool = False
 
@@ -147,6 +225,15 @@ class ParsedRequest:
         """Record a 9003 result for the entry named at ``position``."""
         self.rejected.append(result)
         self.rejected_at.append(position)
+
+    def reject_all_targets(self, message: str) -> None:
+        """A request-level problem found after parsing: every valid target becomes a 9003."""
+        for target in self.targets:
+            self.reject(_invalid(target.disk_id, target.snapshot_name, message), target.position)
+        if not self.targets and self.selector is not None:
+            self.reject(_invalid(None, None, message), 0)
+        self.targets = []
+        self.selector = None
 
     def placed_rejections(self) -> list[tuple[int, SnapshotResult]]:
         """The rejected results with the positions they were named at."""
@@ -167,6 +254,14 @@ class SnapshotResult(BaseModel):
     requestId: str | None = None
     region: str | None = None
     messageId: str | None = None  # the queue message that carried the request
+    # None for a create; "delete" for the janitor's records; "snapshot.completed" /
+    # "snapshot.timeout" for completion events; "plan" for dry runs.
+    action: str | None = None
+    groupId: str | None = None  # consistent groups: the CreateSnapshotGroup ID
+    correlation: dict[str, Any] | None = None  # echoed from the request
+    # True when a retry or redelivery was answered by the snapshot made earlier;
+    # logged, but not part of the contract's result.
+    adopted: bool = Field(default=False, exclude=True)
 
     @classmethod
     def success(
@@ -215,7 +310,7 @@ class SnapshotResult(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: the six contract fields always, context fields when set."""
         data = self.model_dump()
-        for extra in ("requestId", "region", "messageId"):
+        for extra in ("requestId", "region", "messageId", "action", "groupId", "correlation"):
             if data[extra] is None:
                 del data[extra]
         return data
@@ -233,7 +328,7 @@ def _describe(error: ValidationError, prefix: str = "") -> str:
     first = error.errors(include_url=False, include_input=False)[0]
     loc = ".".join(str(p) for p in first.get("loc", ()))
     where = f"{prefix}{'.' if prefix and loc else ''}{loc}"
-    msg = first.get("msg", "invalid")
+    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     if first.get("type") == "string_pattern_mismatch" and "disk-" in str(first.get("ctx", "")):
         msg = _DISK_ID_RULE
     return f"{where}: {msg}" if where else msg
@@ -246,6 +341,33 @@ def _invalid(storage_id: Any, name: Any, message: str) -> SnapshotResult:
         SeedCode.INVALID_PARAMETER,
         message,
     )
+
+
+def _raw_items(document: dict[str, Any]) -> tuple[bool, list[Any]]:
+    """(seed form?, every disk entry as given) before any validation."""
+    raw_single = document.get("storageId", document.get("diskId"))
+    raw_disks = document.get("disks")
+    raw_items: list[Any] = [] if raw_single is None else [raw_single]
+    if isinstance(raw_disks, list):
+        raw_items.extend(raw_disks)
+    return raw_single is not None and raw_disks is None, raw_items
+
+
+def _copy_options(parsed: ParsedRequest, options: RequestOptions) -> None:
+    """The request-level fields, validated, onto the parsed request."""
+    parsed.tags = dict(options.tags)
+    parsed.idempotency_key = options.idempotencyKey
+    parsed.reply_to = options.replyTo
+    parsed.correlation = options.correlation
+    parsed.selector = options.selector
+    parsed.region = options.region
+    parsed.action = options.action
+    parsed.retain_days = options.retainDays
+    parsed.deadline = options.deadline
+    parsed.retention = options.retention
+    parsed.notify = options.notify
+    parsed.dry_run = options.dryRun
+    parsed.consistent = options.consistent
 
 
 def parse_request(document: Any) -> ParsedRequest:
@@ -274,14 +396,7 @@ def parse_request(document: Any) -> ParsedRequest:
 
     # Collect the raw disk references first so that a request-level problem can
     # still be reported once per disk the caller named.
-    raw_single = document.get("storageId", document.get("diskId"))
-    raw_disks = document.get("disks")
-    parsed.seed_form = raw_single is not None and raw_disks is None
-    raw_items: list[Any] = []
-    if raw_single is not None:
-        raw_items.append(raw_single)
-    if isinstance(raw_disks, list):
-        raw_items.extend(raw_disks)
+    parsed.seed_form, raw_items = _raw_items(document)
 
     def reject_all(message: str) -> ParsedRequest:
         if not raw_items:
@@ -298,14 +413,12 @@ def parse_request(document: Any) -> ParsedRequest:
 
     if options.storageId is not None and options.disks is not None:
         return reject_all("give either storageId (seed form) or disks (batch form), not both")
-    if options.storageId is None and not options.disks:
-        return reject_all("request names no disks: set storageId or a non-empty disks list")
+    if options.storageId is None and not options.disks and options.selector is None:
+        return reject_all("request names no disks: set storageId, a non-empty disks list, or a selector")
 
-    parsed.tags = dict(options.tags)
-    parsed.idempotency_key = options.idempotencyKey
-    parsed.reply_to = options.replyTo
-    parsed.correlation = options.correlation
+    _copy_options(parsed, options)
     default_name = options.snapshotName or DEFAULT_SNAPSHOT_NAME
+    parsed.snapshot_name = default_name
     seen: set[str] = set()
     if options.storageId is not None:
         items: list[tuple[str, Any]] = [("storageId", options.storageId)]

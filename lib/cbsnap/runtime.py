@@ -12,19 +12,29 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import IO, Any
+from datetime import datetime, timezone
+from typing import IO, TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
 from cbsnap.client import CbsApi, RetryPolicy, make_sdk_client
 from cbsnap.codes import SeedCode
 from cbsnap.errors import ConfigurationError
+from cbsnap.expiry import expires_at
+from cbsnap.fanout import FanOut, FanOutTarget
+from cbsnap.groups import ConsistentGroups
+from cbsnap.ledger import Ledger, NoLedger
 from cbsnap.models import ParsedRequest, SnapshotResult, parse_request
 from cbsnap.pacing import RateLimiter, Sleep, rate_limiter_for
+from cbsnap.plan import Planner
+from cbsnap.queue_sink import DELIVER_BY, QueueSink
 from cbsnap.scf import Clock, Deadline, InvocationContext
 from cbsnap.settings import Settings, get_settings
 from cbsnap.sinks import DeliveryReport, LogSink, Redactor, RequestMeta, ResultSink, make_logger
 from cbsnap.snapshots import Outcome, SnapshotService
+
+if TYPE_CHECKING:
+    from cbsnap.tdmq import TdmqApi
 
 
 class ApiCache:
@@ -60,6 +70,46 @@ class ApiCache:
             return api
 
 
+class TdmqApiCache:
+    """One :class:`~cbsnap.tdmq.TdmqApi` per region, built on the first message sent.
+
+    :mod:`cbsnap.tdmq` (and with it the TDMQ SDK, 1.3 MB of models) is imported
+    only then, so invocations that send nothing to a queue don't pay for it.
+    Pacing and retries are the runtime's (same limiter, same policy as CBS).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        limiter: RateLimiter,
+        *,
+        policy: RetryPolicy | None = None,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self._settings = settings
+        self._limiter = limiter
+        self._policy = policy
+        self._sleep = sleep
+        self._apis: dict[str, TdmqApi] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, region: str) -> TdmqApi:
+        with self._lock:
+            api = self._apis.get(region)
+            if api is None:
+                from cbsnap import tdmq  # lazy: keeps the TDMQ SDK out of the cold start
+
+                api = tdmq.TdmqApi(
+                    tdmq.make_tdmq_client(self._settings, region),
+                    region=region,
+                    rate_limiter=self._limiter,
+                    policy=self._policy,
+                    sleep=self._sleep,
+                )
+                self._apis[region] = api
+            return api
+
+
 class Runtime:
     """Settings, the snapshot service, the sinks and the logger of one process."""
 
@@ -71,13 +121,17 @@ class Runtime:
         logger: Logger,
         sinks: Sequence[ResultSink] = (),
         clock: Clock = time.monotonic,
+        fanout: FanOut | None = None,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self.settings = settings
         self.service = service
+        self.fanout = fanout
         self.logger = logger
         self.service_api = service.api_for
         self.sinks: list[ResultSink] = [LogSink(logger), *sinks]
         self._clock = clock
+        self._wall_clock = wall_clock
 
     @classmethod
     def from_settings(
@@ -91,16 +145,50 @@ class Runtime:
     ) -> Runtime:
         """Wire the production object graph for ``settings``."""
         limiter = rate_limiter_for(settings.rate_limit, clock=clock, sleep=sleep)
+        ledger: Ledger = NoLedger()
+        horizon = settings.retry_horizon_hours * 3600
+        if settings.redis_url is not None:
+            # Only now: the redis client is an import most functions never pay for.
+            from cbsnap import redis_store
+
+            client = redis_store.connect(settings.redis_url.get_secret_value())
+            ledger = redis_store.RedisLedger(client, ttl_seconds=int(horizon), sleep=sleep, clock=clock)
+            if settings.rate_limit > 0:
+                limiter = redis_store.RedisRateLimiter(client, settings.rate_limit, clock=clock, sleep=sleep)
         apis = ApiCache(settings, limiter, policy=policy, sleep=sleep)
         service = SnapshotService(
             apis,
             region=settings.region,
             concurrency=settings.concurrency,
             policy=policy,
+            ledger=ledger,
+            horizon_seconds=horizon,
             sleep=sleep,
         )
-        logger = make_logger(settings.service_name, Redactor(settings.secrets()), stream=stream or sys.stdout)
-        return cls(settings, service=service, logger=logger, clock=clock)
+        redactor = Redactor(settings.secrets())
+        logger = make_logger(settings.service_name, redactor, stream=stream or sys.stdout)
+        # Always present: a request may name a replyTo even when nothing is configured.
+        # It costs nothing until a message is sent (the TDMQ client is built lazily).
+        tdmq = TdmqApiCache(settings, limiter, policy=policy, sleep=sleep)
+        fanout: FanOut | None = None
+        if settings.fanout_queue or settings.fanout_topic:
+            fanout = FanOut(
+                tdmq,
+                FanOutTarget(settings.region, queue=settings.fanout_queue, topic=settings.fanout_topic),
+                threshold=settings.fanout_threshold,
+                chunk_size=settings.fanout_chunk,
+            )
+        queue_sink = QueueSink(
+            tdmq,
+            region=settings.region,
+            queue=settings.result_queue,
+            topic=settings.result_topic,
+            logger=logger,
+            redactor=redactor,
+            fallback_budget=settings.request_timeout,
+            clock=clock,
+        )
+        return cls(settings, service=service, logger=logger, sinks=[queue_sink], clock=clock, fanout=fanout)
 
     def deadline_for(self, context: Any) -> Deadline:
         """The deadline of the invocation whose SCF context this is."""
@@ -114,26 +202,71 @@ class Runtime:
         """
         parsed = parse_request(document)
         meta = replace(meta, reply_to=parsed.reply_to, correlation=parsed.correlation)
+        if parsed.idempotency_key is not None:
+            # An explicit key names the request whatever carried it (timer, queue, webhook).
+            meta = replace(meta, request_key=f"key/{parsed.idempotency_key}", key_is_fresh=False)
+        default_days = self.settings.default_retain_days(meta.trigger)
+        parsed.expires_at, problem = expires_at(parsed, default_days, self._wall_clock())
+        if parsed.deadline is None and parsed.retain_days is None and default_days:
+            parsed.retain_days = default_days  # so fan-out chunks keep the trigger's default
+        if problem is not None:
+            parsed.reject_all_targets(problem)
         try:
-            outcome = self.service.execute(parsed, meta, deadline)
+            if parsed.action == "prune":  # retention janitor alone, no CreateSnapshot (cbsnap.janitor)
+                resolution = self.service.resolve(parsed, deadline)
+                outcome = Outcome(self.service.janitor.prune(parsed, resolution, deadline, document=document))
+            else:
+                outcome = self._execute(parsed, meta, deadline)
         except ConfigurationError as exc:
             outcome = _configuration_failure(parsed, f"configuration: {exc}")
+        stamp: dict[str, Any] = {}
         if meta.message_id is not None:
-            outcome.results = [r.model_copy(update={"messageId": meta.message_id}) for r in outcome.results]
-        outcome.delivery = self.deliver(outcome.results, meta)
+            stamp["messageId"] = meta.message_id
+        if meta.correlation is not None:
+            stamp["correlation"] = meta.correlation
+        if stamp:
+            outcome.results = [r.model_copy(update=stamp) for r in outcome.results]
+        outcome.meta = meta
+        outcome.delivery = self.deliver(outcome.results, meta, deadline)
         return outcome
+
+    def _execute(self, parsed: ParsedRequest, meta: RequestMeta, deadline: Deadline) -> Outcome:
+        """Resolve the disks, then plan (dry run), fan out (too many disks) or snapshot."""
+        resolution = self.service.resolve(parsed, deadline)
+        if parsed.dry_run:
+            return Planner(self.service).plan(parsed, resolution, meta, deadline)
+        if parsed.consistent:
+            return ConsistentGroups(self.service).snapshot(parsed, resolution, meta, deadline)
+        if self.fanout is not None and self.fanout.should_split(resolution):
+            outcome = self.fanout.dispatch(parsed, resolution, meta, deadline)
+            self.logger.info(
+                "fanout.dispatched", extra={"request_key": meta.request_key, **(outcome.fanout or {})}
+            )
+            return outcome
+        return self.service.snapshot(parsed, resolution, meta, deadline)
 
     def reject(self, problem: str, meta: RequestMeta) -> Outcome:
         """Report an event that carried no usable request (one 9003 result), without raising."""
         result = SnapshotResult.failure(None, None, SeedCode.INVALID_PARAMETER, problem)
         if meta.message_id is not None:
             result = result.model_copy(update={"messageId": meta.message_id})
-        outcome = Outcome([result])
+        outcome = Outcome([result], meta=meta)
         outcome.delivery = self.deliver(outcome.results, meta)
         return outcome
 
-    def deliver(self, results: Sequence[SnapshotResult], meta: RequestMeta) -> list[DeliveryReport]:
-        """Hand results to every sink; a failing sink is logged, reported, and the others still run."""
+    def deliver(
+        self, results: Sequence[SnapshotResult], meta: RequestMeta, deadline: Deadline | None = None
+    ) -> list[DeliveryReport]:
+        """Hand results to every sink; a failing sink is logged, reported, and the others still run.
+
+        Sinks that send (the queue sink) may use the invocation's ``deadline`` plus half the
+        safety margin: the snapshot work stops at the deadline, and the rest of the margin is
+        kept for logging and returning the response.
+        """
+        if deadline is not None:
+            grace = self.settings.safety_margin_ms / 2000.0
+            deliver_by = Deadline.after(deadline.remaining() + grace, self._clock)
+            meta = replace(meta, extra={**meta.extra, DELIVER_BY: deliver_by})
         reports: list[DeliveryReport] = []
         for sink in self.sinks:
             try:

@@ -70,6 +70,18 @@ class Settings(BaseModel):
     webhook_secret: SecretStr | None = None
     webhook_auth: str = Field(default="hmac", pattern="^(hmac|gateway)$")
     webhook_max_body: int = Field(default=256 * 1024, ge=1024)
+    # at-least-once safety
+    redis_url: SecretStr | None = None  # may carry a password: treated as a secret
+    retry_horizon_hours: float = Field(default=24.0, gt=0)
+    # default expiry (days) of snapshots per trigger when a request sets none; 0 = keep
+    retain_days_timer: int = Field(default=0, ge=0, le=3650)
+    retain_days_queue: int = Field(default=0, ge=0, le=3650)
+    retain_days_webhook: int = Field(default=3, ge=0, le=3650)
+    # fan-out of large requests through cbsnap's own work queue (or topic)
+    fanout_queue: str | None = None
+    fanout_topic: str | None = None
+    fanout_threshold: int = Field(default=200, ge=1)
+    fanout_chunk: int = Field(default=100, ge=1, le=1000)
     # result sinks besides the log (CMQ queue / topic names)
     result_queue: str | None = None
     result_topic: str | None = None
@@ -87,6 +99,7 @@ class Settings(BaseModel):
 
         token = first("TENCENTCLOUD_SESSIONTOKEN", "TENCENTCLOUD_SESSION_TOKEN")
         webhook_secret = first("CBSNAP_WEBHOOK_SECRET")
+        redis_url = first("CBSNAP_REDIS_URL")
         default_request = first("CBSNAP_DEFAULT_REQUEST")
         values: dict[str, Any] = {
             "secret_id": (first("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRET_ID") or "").strip(),
@@ -100,6 +113,9 @@ class Settings(BaseModel):
             "service_name": first("POWERTOOLS_SERVICE_NAME") or "cbsnap",
             "webhook_secret": SecretStr(webhook_secret) if webhook_secret else None,
             "webhook_auth": first("CBSNAP_WEBHOOK_AUTH") or "hmac",
+            "redis_url": SecretStr(redis_url) if redis_url else None,
+            "fanout_queue": first("CBSNAP_FANOUT_QUEUE"),
+            "fanout_topic": first("CBSNAP_FANOUT_TOPIC"),
             "result_queue": first("CBSNAP_RESULT_QUEUE"),
             "result_topic": first("CBSNAP_RESULT_TOPIC"),
         }
@@ -109,12 +125,26 @@ class Settings(BaseModel):
             "concurrency": "CBSNAP_CONCURRENCY",
             "safety_margin_ms": "CBSNAP_SAFETY_MARGIN_MS",
             "webhook_max_body": "CBSNAP_WEBHOOK_MAX_BODY",
+            "retry_horizon_hours": "CBSNAP_RETRY_HORIZON_HOURS",
+            "fanout_threshold": "CBSNAP_FANOUT_THRESHOLD",
+            "retain_days_timer": "CBSNAP_RETAIN_DAYS_TIMER",
+            "retain_days_queue": "CBSNAP_RETAIN_DAYS_QUEUE",
+            "retain_days_webhook": "CBSNAP_RETAIN_DAYS_WEBHOOK",
+            "fanout_chunk": "CBSNAP_FANOUT_CHUNK",
         }
         for field_name, env_name in numeric.items():
             raw = first(env_name)
             if raw is not None:
                 values[field_name] = raw
         return cls.model_validate(values)
+
+    def default_retain_days(self, trigger: str) -> int:
+        """The configured expiry (days, 0 = none) for requests arriving by ``trigger``."""
+        if trigger == "timer":
+            return self.retain_days_timer
+        if trigger == "webhook":
+            return self.retain_days_webhook
+        return self.retain_days_queue  # cmq, ckafka, tdmq
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value this process holds, for log redaction."""
@@ -123,6 +153,10 @@ class Settings(BaseModel):
             found.append(self.session_token.get_secret_value())
         if self.webhook_secret is not None:
             found.append(self.webhook_secret.get_secret_value())
+        if self.redis_url is not None:
+            password = urlsplit(self.redis_url.get_secret_value()).password
+            if password:
+                found.append(password)
         return tuple(s for s in found if s)
 
 

@@ -23,6 +23,9 @@ class RequestMeta:
     request_key: str
     source_id: str | None = None  # trigger name, API request id, queue message id
     message_id: str | None = None  # queue triggers: stamped on every result as messageId
+    # True when request_key was made up for this call (no key from the caller or the
+    # platform): nothing can exist for it yet, so the look-before-create is skipped.
+    key_is_fresh: bool = False
     invocation_id: str | None = None
     reply_to: ReplyTo | None = None  # from the request document
     correlation: dict[str, Any] | None = None  # from the request document, echoed back
@@ -112,7 +115,7 @@ class LogSink:
     def emit(self, results: Sequence[SnapshotResult], meta: RequestMeta) -> Sequence[DeliveryReport]:
         """Log every result at INFO (success) or WARNING (failure)."""
         for result in results:
-            record = {
+            record: dict[str, Any] = {
                 "result": result.to_dict(),
                 "trigger": meta.trigger,
                 "request_key": meta.request_key,
@@ -121,8 +124,10 @@ class LogSink:
             }
             if meta.correlation:
                 record["correlation"] = meta.correlation
+            if result.adopted:
+                record["adopted"] = True
             if result.ok:
-                self._logger.info("snapshot.created", extra=record)
+                self._logger.info("snapshot.adopted" if result.adopted else "snapshot.created", extra=record)
             else:
                 self._logger.warning("snapshot.failed", extra=record)
         return ()

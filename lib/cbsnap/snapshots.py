@@ -8,26 +8,54 @@ talks to the cloud only through :class:`~cbsnap.client.CbsApi`.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, Generic, TypeVar
 
-from cbsnap.client import CbsApi, DiskInfo, RetryPolicy, SnapshotInfo
+from cbsnap.client import DESCRIBE_SNAPSHOTS_MAX_DISKS, CbsApi, RetryPolicy, SnapshotInfo
 from cbsnap.codes import SeedCode
 from cbsnap.errors import CloudError, DeadlineReached
+from cbsnap.janitor import Janitor
+from cbsnap.ledger import Ledger, NoLedger
 from cbsnap.models import DiskTarget, ParsedRequest, SnapshotResult
-from cbsnap.ownership import KEY_TAG, owner_tags
+from cbsnap.ownership import KEY_TAG, correlation_tags, disk_key, owner_tags
 from cbsnap.pacing import Sleep
-from cbsnap.scf import Deadline
+from cbsnap.scf import Clock, Deadline
+from cbsnap.selectors import NOT_ATTEMPTED, DiskResolver, Resolution, failure
 from cbsnap.sinks import DeliveryReport, RequestMeta
 
 ApiProvider = Callable[[str], CbsApi]
+T = TypeVar("T")
+R = TypeVar("R")
+C = TypeVar("C")
+F = TypeVar("F")
+
+# SCF retries async run errors for minutes, over-limit errors for up to 24 h, and
+# async events live 6 h by default: a day covers every redelivery path.
+DEFAULT_HORIZON_SECONDS = 24 * 3600.0
+# CreateTime has no zone (probably UTC+8): widen the cut-off so either reading is safe.
+CREATE_TIME_ZONE_SLACK = 8 * 3600.0
+LOCK_WAIT_SECONDS = 10.0
 
 # Codes after which the disk may already carry *our* snapshot (a lost reply).
 _CREATING_CODES = frozenset({"InvalidDisk.SnapshotCreating", "ResourceUnavailable.SnapshotCreating"})
-NOT_ATTEMPTED = "not attempted: the invocation's time ran out before this disk's turn"
+__all__ = ["NOT_ATTEMPTED", "Outcome", "SnapshotService"]
+
+
+@dataclass(frozen=True)
+class Attempt(Generic[C, F]):
+    """How a mutating call ended: created, found (made earlier), or failed."""
+
+    created: C | None = None
+    found: F | None = None
+    error: CloudError | DeadlineReached | None = None
+    attempted: bool = True
+    request_id: str | None = None
+    suffix: str = ""
 
 
 @dataclass
@@ -37,6 +65,10 @@ class Outcome:
     results: list[SnapshotResult] = field(default_factory=list)
     not_attempted: list[str] = field(default_factory=list)
     delivery: list[DeliveryReport] = field(default_factory=list)
+    # The request's effective identity (an explicit idempotencyKey replaces the trigger's).
+    meta: RequestMeta | None = None
+    # Set when the request was split into chunks on the work queue (see cbsnap.fanout).
+    fanout: dict[str, Any] | None = None
 
     @property
     def succeeded(self) -> int:
@@ -52,14 +84,18 @@ class Outcome:
             "notAttempted": len(self.not_attempted),
         }
 
-    def to_response(self, meta: RequestMeta) -> dict[str, Any]:
+    def to_response(self, meta: RequestMeta | None = None) -> dict[str, Any]:
         """The handlers' return value: identity, counts, then every per-disk result."""
+        meta = self.meta or meta
+        if meta is None:
+            raise ValueError("an outcome without request identity")
         return {
             "trigger": meta.trigger,
             "requestKey": meta.request_key,
             **self.summary(),
             "results": [r.to_dict() for r in self.results],
             **({"delivery": [d.to_dict() for d in self.delivery]} if self.delivery else {}),
+            **({"chunks": self.fanout["chunks"], "fanout": self.fanout} if self.fanout else {}),
         }
 
 
@@ -74,6 +110,10 @@ class SnapshotService:
         The region for disks named without one.
     concurrency:
         Worker threads per request; the pacer keeps them under the API rate limit.
+    ledger:
+        Optional shared key → snapshot records and per-disk locks (Redis).
+    horizon_seconds:
+        How far back a redelivery can come from; lookups stop paging there.
     """
 
     def __init__(
@@ -83,173 +123,277 @@ class SnapshotService:
         region: str,
         concurrency: int = 8,
         policy: RetryPolicy | None = None,
+        ledger: Ledger | None = None,
+        horizon_seconds: float = DEFAULT_HORIZON_SECONDS,
         sleep: Sleep = time.sleep,
         rng: random.Random | None = None,
+        wall_clock: Clock = time.time,
     ) -> None:
         self._apis = apis
         self._region = region
         self._concurrency = max(1, concurrency)
         self._policy = policy or RetryPolicy()
+        self._ledger: Ledger = ledger or NoLedger()
+        self._horizon = horizon_seconds
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._wall_clock = wall_clock
+        self._resolver = DiskResolver(apis, region, self.fan_out)
+        # retention janitor (cbsnap.janitor): after creates, and alone for action "prune"
+        self.janitor = Janitor(apis, region=region, wall_clock=wall_clock, fan_out=self.fan_out)
 
     def api_for(self, region: str) -> CbsApi:
         """The API client this service uses for ``region``."""
         return self._apis(region)
 
+    def resolve(self, parsed: ParsedRequest, deadline: Deadline) -> Resolution:
+        """Which disks ``parsed`` means and which of them can be snapshotted (no creates)."""
+        return self._resolver.resolve(parsed, deadline)
+
     def execute(self, parsed: ParsedRequest, meta: RequestMeta, deadline: Deadline) -> Outcome:
-        """Snapshot every target of ``parsed``; the rejected entries pass through as results.
+        """Resolve and snapshot every disk of ``parsed``; rejected entries pass through as results.
 
         Results come back in the order the request named the disks.
         """
-        placed: list[tuple[int, SnapshotResult]] = parsed.placed_rejections()
-        outcome = Outcome()
-        if parsed.targets:
-            api = self._apis(self._region)
-            eligible, refused = self._precheck(api, parsed.targets, deadline)
-            placed.extend(refused)
+        return self.snapshot(parsed, self.resolve(parsed, deadline), meta, deadline)
 
-            def work(target: DiskTarget) -> tuple[SnapshotResult, bool]:
-                return self._snapshot_one(api, target, parsed.tags, meta, deadline)
+    def snapshot(
+        self, parsed: ParsedRequest, resolution: Resolution, meta: RequestMeta, deadline: Deadline
+    ) -> Outcome:
+        """Create (or adopt) a snapshot for every eligible disk of ``resolution``.
 
-            workers = min(self._concurrency, len(eligible))
-            if workers <= 1:
-                done = [work(t) for t in eligible]
-            else:
-                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cbsnap") as pool:
-                    done = list(pool.map(work, eligible))
-            for (result, attempted), target in zip(done, eligible, strict=True):
-                placed.append((target.position, result))
-                if not attempted:
-                    outcome.not_attempted.append(target.disk_id)
+        Unless the request key is fresh, each disk is first looked for (nothing in
+        an SCF event says "redelivery"): the ledger in one round trip, then
+        DescribeSnapshots 10 disks a call. The lookups run inside the same worker
+        pool as the creates, a batch at a time, so they overlap the paced creates
+        instead of adding a phase in front of them.
+        """
+        placed: list[tuple[int, SnapshotResult]] = parsed.placed_rejections() + resolution.refused
+        outcome = Outcome(not_attempted=list(resolution.not_attempted))
+        eligible = resolution.eligible
+        lookups: dict[str, _BatchLookup] = {}
+        if eligible and not meta.key_is_fresh:
+            keys = {t.disk_id: disk_key(meta.request_key, t.disk_id) for t in eligible}
+            recalled = self._ledger.recall(list(keys.values()))
+            unknown: list[DiskTarget] = []
+            for target in eligible:
+                snapshot_id = recalled.get(keys[target.disk_id])
+                if snapshot_id is None:
+                    unknown.append(target)
+                else:
+                    placed.append((target.position, _adopted(target, snapshot_id, target.region or "")))
+            eligible = unknown
+            for region in dict.fromkeys(t.region for t in eligible):
+                in_region = [t for t in eligible if t.region == region]
+                api = self._apis(region or self._region)
+                for start in range(0, len(in_region), DESCRIBE_SNAPSHOTS_MAX_DISKS):
+                    batch = in_region[start : start + DESCRIBE_SNAPSHOTS_MAX_DISKS]
+                    lookup = _BatchLookup(
+                        self, api, [t.disk_id for t in batch], {keys[t.disk_id] for t in batch}
+                    )
+                    lookups.update((t.disk_id, lookup) for t in batch)
+
+        def work(target: DiskTarget) -> tuple[SnapshotResult, bool]:
+            api = self._apis(target.region or self._region)
+            lookup = lookups.get(target.disk_id)
+            if lookup is not None:
+                key = disk_key(meta.request_key, target.disk_id)
+                found = lookup.result(deadline).get(key)
+                if found is not None:
+                    self._ledger.record(key, found.snapshot_id)
+                    return _adopted(target, found.snapshot_id, api.region), True
+            return self._snapshot_one(api, target, parsed, meta, deadline)
+
+        for (result, attempted), target in zip(self.fan_out(work, eligible), eligible, strict=True):
+            placed.append((target.position, result))
+            if not attempted:
+                outcome.not_attempted.append(target.disk_id)
+        if parsed.retention is not None:  # retention janitor: each disk's delete records follow its create
+            placed.extend(
+                self.janitor.after_create(parsed.retention, placed, deadline, dry_run=parsed.dry_run)
+            )
         placed.sort(key=lambda pair: pair[0])
         outcome.results = [result for _, result in placed]
         return outcome
 
     # -- steps ---------------------------------------------------------------------
 
-    def _precheck(
-        self, api: CbsApi, targets: Sequence[DiskTarget], deadline: Deadline
-    ) -> tuple[list[DiskTarget], list[tuple[int, SnapshotResult]]]:
-        """DescribeDisks (100 IDs a call): unknown disks and disks without
-        SnapshotAbility get their result here, without a CreateSnapshot call."""
-        try:
-            disks = api.describe_disks([t.disk_id for t in targets], deadline)
-        except (CloudError, DeadlineReached) as exc:
-            return [], [(t.position, self._failure(t, exc, api.region)) for t in targets]
-        eligible: list[DiskTarget] = []
-        refused: list[tuple[int, SnapshotResult]] = []
-        for target in targets:
-            info: DiskInfo | None = disks.get(target.disk_id)
-            if info is None:
-                message = f"InvalidDiskId.NotFound: {target.disk_id} does not exist in region {api.region}"
-                refused.append(
-                    (
-                        target.position,
-                        SnapshotResult.failure(
-                            target.disk_id,
-                            target.snapshot_name,
-                            SeedCode.INVALID_PARAMETER,
-                            message,
-                            region=api.region,
-                        ),
-                    )
-                )
-            elif not info.snapshot_ability:
-                refused.append(
-                    (
-                        target.position,
-                        SnapshotResult.failure(
-                            target.disk_id,
-                            target.snapshot_name,
-                            SeedCode.SNAPSHOT_NOT_SUPPORTED,
-                            f"SnapshotAbility=false: {target.disk_id} cannot be snapshotted",
-                            region=api.region,
-                        ),
-                    )
-                )
-            else:
-                eligible.append(target)
-        return eligible, refused
+    def fan_out(self, work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """``work`` over ``items`` on up to ``concurrency`` threads, results in order."""
+        workers = min(self._concurrency, len(items))
+        if workers <= 1:
+            return [work(item) for item in items]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cbsnap") as pool:
+            return list(pool.map(work, items))
+
+    def find_keyed(
+        self, api: CbsApi, disk_ids: Sequence[str], keys: set[str], deadline: Deadline
+    ) -> dict[str, SnapshotInfo]:
+        """Snapshots of up to 10 disks carrying any of ``keys``, keyed by key.
+
+        Pages newest first and stops once everything is found or the page is
+        older than the retry horizon: a key older than that cannot come back.
+        DescribeSnapshots has no documented tag filter, so tags are matched here.
+        """
+        cutoff = self._wall_clock() - self._horizon - CREATE_TIME_ZONE_SLACK
+        found: dict[str, SnapshotInfo] = {}
+        offset = 0
+        while True:
+            total, page = api.describe_snapshots(deadline, disk_ids=disk_ids, offset=offset)
+            for snap in page:
+                key = snap.tags.get(KEY_TAG)
+                if key in keys and key not in found:
+                    found[key] = snap
+            offset += len(page)
+            oldest = _create_time(page[-1].create_time) if page else None
+            if (
+                len(found) == len(keys)
+                or not page
+                or offset >= total
+                or (oldest is not None and oldest < cutoff)
+            ):
+                return found
 
     def _snapshot_one(
         self,
         api: CbsApi,
         target: DiskTarget,
-        user_tags: dict[str, str],
+        parsed: ParsedRequest,
         meta: RequestMeta,
         deadline: Deadline,
     ) -> tuple[SnapshotResult, bool]:
-        """Create (or adopt) the snapshot of one disk. Returns (result, attempted)."""
-        tags = {**user_tags, **owner_tags(meta.request_key, target.disk_id, meta.trigger)}
+        """Create (or adopt) the snapshot of one disk. Returns (result, attempted).
+
+        With a ledger, the per-disk lock keeps a concurrent delivery of the same
+        request from racing to the API; it re-checks the ledger once inside.
+        """
+        tags = {
+            **parsed.tags,
+            **correlation_tags(meta.correlation),
+            **owner_tags(meta.request_key, target.disk_id, meta.trigger),
+        }
         key = tags[KEY_TAG]
+        with self._ledger.hold(key, wait_seconds=min(LOCK_WAIT_SECONDS, deadline.remaining() / 2)) as held:
+            recorded = self._ledger.recall([key]).get(key)
+            if recorded is not None:
+                return _adopted(target, recorded, api.region), True
+            if not held:
+                message = "another delivery of this request is creating this snapshot; retry later"
+                return (
+                    SnapshotResult.failure(
+                        target.disk_id,
+                        target.snapshot_name,
+                        SeedCode.CBS_CREATING_SNAPSHOT,
+                        message,
+                        region=api.region,
+                    ),
+                    True,
+                )
+            result, attempted = self._create(api, target, tags, deadline, parsed.expires_at)
+            if result.ok and result.snapshotId:
+                self._ledger.record(key, result.snapshotId)
+            return result, attempted
+
+    def _create(
+        self,
+        api: CbsApi,
+        target: DiskTarget,
+        tags: dict[str, str],
+        deadline: Deadline,
+        expires_at: str | None = None,
+    ) -> tuple[SnapshotResult, bool]:
+        """CreateSnapshot with recovery from ambiguous failures. Returns (result, attempted)."""
+        key = tags[KEY_TAG]
+        attempt = self.create_idempotently(
+            lambda: api.create_snapshot(
+                target.disk_id, target.snapshot_name, deadline, tags=tags, expires_at=expires_at
+            ),
+            lambda: self.find_keyed(api, [target.disk_id], {key}, deadline).get(key),
+            deadline,
+        )
+        if attempt.created is not None:
+            created = attempt.created
+            result = SnapshotResult.success(
+                target, created.snapshot_id, request_id=created.request_id, region=api.region
+            )
+            return result, True
+        if attempt.found is not None:
+            return _adopted(target, attempt.found.snapshot_id, api.region, attempt.request_id), True
+        assert attempt.error is not None
+        return failure(target, attempt.error, suffix=attempt.suffix), attempt.attempted
+
+    def create_idempotently(
+        self, create: Callable[[], C], find: Callable[[], F | None], deadline: Deadline
+    ) -> Attempt[C, F]:
+        """Run a mutating ``create``; after any ambiguous failure (it may have been
+        committed although we never heard back) run ``find`` for what it made
+        before trying again, so a lost reply never yields a second resource."""
         last: CloudError | None = None
         ambiguous = 0
         while True:
             try:
-                created = api.create_snapshot(target.disk_id, target.snapshot_name, deadline, tags=tags)
-                return (
-                    SnapshotResult.success(
-                        target, created.snapshot_id, request_id=created.request_id, region=api.region
-                    ),
-                    True,
-                )
+                return Attempt(created=create())
             except DeadlineReached as exc:
                 if last is None:
-                    return self._failure(target, exc, api.region), False
-                return self._failure(target, last, api.region), True
+                    return Attempt(error=exc, attempted=False)
+                return Attempt(error=last)
             except CloudError as err:
                 last = err
                 if not (err.is_ambiguous or err.code in _CREATING_CODES):
-                    return self._failure(target, err, api.region), True
-                # The snapshot may exist although we never heard back: look for
-                # our key before trying again, or we would make a second one.
+                    return Attempt(error=err)
                 try:
-                    found = self._find_by_key(api, target.disk_id, key, deadline)
+                    found = find()
                 except (CloudError, DeadlineReached):
                     found = None
                 if found is not None:
-                    return (
-                        SnapshotResult.success(
-                            target, found.snapshot_id, request_id=err.request_id, region=api.region
-                        ),
-                        True,
-                    )
+                    return Attempt(found=found, request_id=err.request_id)
                 if err.code in _CREATING_CODES:  # somebody else's snapshot is in progress
-                    return self._failure(target, err, api.region), True
+                    return Attempt(error=err)
                 ambiguous += 1
                 if ambiguous >= self._policy.transient_attempts:
-                    suffix = f" (gave up after {ambiguous} attempts)"
-                    return self._failure(target, err, api.region, suffix=suffix), True
+                    return Attempt(error=err, suffix=f" (gave up after {ambiguous} attempts)")
                 wait = self._policy.delay(ambiguous, self._rng)
                 if wait >= deadline.remaining():
-                    return self._failure(target, err, api.region), True
+                    return Attempt(error=err)
                 self._sleep(wait)
 
-    def _find_by_key(self, api: CbsApi, disk_id: str, key: str, deadline: Deadline) -> SnapshotInfo | None:
-        """The disk's snapshot carrying ``cbsnap:key=key``, newest first, if any.
 
-        DescribeSnapshots has no documented tag filter, so tags are matched here.
-        """
-        _total, page = api.describe_snapshots(deadline, disk_ids=[disk_id])
-        for snap in page:
-            if snap.tags.get(KEY_TAG) == key:
-                return snap
+class _BatchLookup:
+    """One DescribeSnapshots lookup shared by up to 10 disks: the first worker to
+    need it runs it, the others wait for its answer."""
+
+    def __init__(self, service: SnapshotService, api: CbsApi, disk_ids: list[str], keys: set[str]) -> None:
+        self._service = service
+        self._api = api
+        self._disk_ids = disk_ids
+        self._keys = keys
+        self._lock = threading.Lock()
+        self._found: dict[str, SnapshotInfo] | None = None
+
+    def result(self, deadline: Deadline) -> dict[str, SnapshotInfo]:
+        """Snapshots found per key (empty when the lookup failed: creating looks again
+        after any ambiguous failure, so a failed lookup costs calls, not safety)."""
+        with self._lock:
+            if self._found is None:
+                try:
+                    self._found = self._service.find_keyed(self._api, self._disk_ids, self._keys, deadline)
+                except (CloudError, DeadlineReached):
+                    self._found = {}
+            return self._found
+
+
+def _adopted(
+    target: DiskTarget, snapshot_id: str, region: str, request_id: str | None = None
+) -> SnapshotResult:
+    """A success answered by a snapshot this request made earlier (a retry or redelivery)."""
+    return SnapshotResult.success(target, snapshot_id, request_id=request_id, region=region).model_copy(
+        update={"adopted": True}
+    )
+
+
+def _create_time(value: str) -> float | None:
+    """Seconds since the epoch of a ``YYYY-MM-DD HH:MM:SS`` CreateTime read as UTC."""
+    try:
+        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
         return None
-
-    @staticmethod
-    def _failure(
-        target: DiskTarget, exc: CloudError | DeadlineReached, region: str, *, suffix: str = ""
-    ) -> SnapshotResult:
-        if isinstance(exc, DeadlineReached):
-            return SnapshotResult.failure(
-                target.disk_id, target.snapshot_name, SeedCode.INTERNAL_ERROR, NOT_ATTEMPTED, region=region
-            )
-        return SnapshotResult.failure(
-            target.disk_id,
-            target.snapshot_name,
-            exc.seed_code,
-            exc.describe() + suffix,
-            request_id=exc.request_id,
-            region=region,
-        )
