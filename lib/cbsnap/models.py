@@ -35,6 +35,7 @@ MAX_SNAPSHOT_NAME = 60
 MAX_USER_TAGS = 40
 RESERVED_TAG_PREFIXES = ("qcloud", "tencent", "project", "cbsnap:")
 MAX_CORRELATION_BYTES = 2048
+MAX_CORRELATION_DEPTH = 8
 # Echoing attacker-sized input into logs helps nobody.
 _ECHO_LIMIT = 80
 
@@ -152,8 +153,16 @@ class RequestOptions(BaseModel):
     @field_validator("correlation")
     @classmethod
     def _small_correlation(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        """Free-form, but it travels in every result and message: keep it small."""
-        if value is not None and len(json.dumps(value, default=str)) > MAX_CORRELATION_BYTES:
+        """Free-form, but it travels in every result and message: keep it small and shallow.
+
+        The depth is measured without recursion first: serialising a value nested
+        near the interpreter's limit would raise RecursionError instead of a 9003.
+        """
+        if value is None:
+            return None
+        if _depth(value) > MAX_CORRELATION_DEPTH:
+            raise ValueError(f"must nest at most {MAX_CORRELATION_DEPTH} levels deep")
+        if len(json.dumps(value, default=str)) > MAX_CORRELATION_BYTES:
             raise ValueError(f"must serialise to at most {MAX_CORRELATION_BYTES} bytes")
         return value
 
@@ -314,6 +323,22 @@ class SnapshotResult(BaseModel):
             if data[extra] is None:
                 del data[extra]
         return data
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON-like value, computed iteratively (no recursion limit)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_CORRELATION_DEPTH:
+            return deepest
+        if isinstance(node, dict):
+            stack.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, level + 1) for child in node)
+    return deepest
 
 
 def _echo(value: Any) -> str | None:

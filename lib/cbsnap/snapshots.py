@@ -43,7 +43,8 @@ LOCK_WAIT_SECONDS = 10.0
 
 # Codes after which the disk may already carry *our* snapshot (a lost reply).
 _CREATING_CODES = frozenset({"InvalidDisk.SnapshotCreating", "ResourceUnavailable.SnapshotCreating"})
-__all__ = ["NOT_ATTEMPTED", "Outcome", "SnapshotService"]
+NOT_ATTEMPTED_UNCHECKED = "not attempted: could not look for a snapshot this request made earlier"
+__all__ = ["NOT_ATTEMPTED", "NOT_ATTEMPTED_UNCHECKED", "Outcome", "SnapshotService"]
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,20 @@ class SnapshotService:
             lookup = lookups.get(target.disk_id)
             if lookup is not None:
                 key = disk_key(meta.request_key, target.disk_id)
-                found = lookup.result(deadline).get(key)
+                looked = lookup.result(deadline)
+                if isinstance(looked, (CloudError, DeadlineReached)):
+                    # Without the look we cannot tell a redelivery from a first delivery, and
+                    # creating blind could make a second snapshot: leave the disk for a redelivery.
+                    why = looked.describe() if isinstance(looked, CloudError) else str(looked)
+                    message = f"{NOT_ATTEMPTED_UNCHECKED}: {why}"
+                    return SnapshotResult.failure(
+                        target.disk_id,
+                        target.snapshot_name,
+                        SeedCode.INTERNAL_ERROR,
+                        message,
+                        region=api.region,
+                    ), False
+                found = looked.get(key)
                 if found is not None:
                     self._ledger.record(key, found.snapshot_id)
                     return _adopted(target, found.snapshot_id, api.region), True
@@ -368,17 +382,16 @@ class _BatchLookup:
         self._disk_ids = disk_ids
         self._keys = keys
         self._lock = threading.Lock()
-        self._found: dict[str, SnapshotInfo] | None = None
+        self._found: dict[str, SnapshotInfo] | CloudError | DeadlineReached | None = None
 
-    def result(self, deadline: Deadline) -> dict[str, SnapshotInfo]:
-        """Snapshots found per key (empty when the lookup failed: creating looks again
-        after any ambiguous failure, so a failed lookup costs calls, not safety)."""
+    def result(self, deadline: Deadline) -> dict[str, SnapshotInfo] | CloudError | DeadlineReached:
+        """Snapshots found per key, or why the lookup failed (then nothing may be created)."""
         with self._lock:
             if self._found is None:
                 try:
                     self._found = self._service.find_keyed(self._api, self._disk_ids, self._keys, deadline)
-                except (CloudError, DeadlineReached):
-                    self._found = {}
+                except (CloudError, DeadlineReached) as exc:
+                    self._found = exc
             return self._found
 
 

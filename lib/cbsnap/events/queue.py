@@ -218,7 +218,9 @@ def parse_queue_event(event: Any) -> QueueEvent:
 
 
 class MessagesNotAttempted(CbsnapError):
-    """Raised after a batch when some messages had disks the invocation had no time for.
+    """Raised after a batch when some messages had disks left unattempted: the
+    invocation ran out of time, or the look for an earlier snapshot of the request
+    failed (creating blind could duplicate it).
 
     The platform then redelivers the event (CMQ: two retries; CKafka: the trigger's
     retry count); the per-disk idempotency keys make re-processing safe.
@@ -231,13 +233,13 @@ class MessagesNotAttempted(CbsnapError):
         if more > 0:
             listed += f" and {more} more"
         super().__init__(
-            f"{len(message_ids)} message(s) had disks left unattempted when the invocation ran out of "
-            f"time; failing the invocation so the platform redelivers them: {listed}"
+            f"{len(message_ids)} message(s) had disks left unattempted (out of time, or the idempotency "
+            f"lookup failed); failing the invocation so the platform redelivers them: {listed}"
         )
 
 
 def unattempted(outcome: Outcome) -> bool:
-    """True when some disk of ``outcome`` never got its turn for lack of time."""
+    """True when some disk of ``outcome`` was never attempted (see :class:`MessagesNotAttempted`)."""
     return bool(outcome.not_attempted)
 
 
