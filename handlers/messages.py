@@ -18,13 +18,16 @@ from __future__ import annotations
 from typing import Any
 
 from cbsnap.events.queue import BatchReport, parse_queue_event
+from cbsnap.notify import is_recheck
 from cbsnap.runtime import get_runtime
 
 
 def main_handler(event: Any, context: Any) -> dict[str, Any]:
     """Snapshot the disks of every message; returns ``{"results": [...], …summary}``.
 
-    Raises :class:`~cbsnap.events.queue.MessagesNotAttempted` when disks were left unattempted.
+    Raises :class:`~cbsnap.events.queue.MessagesNotAttempted` when disks were left unattempted,
+    and :class:`~cbsnap.events.queue.RechecksNotScheduled` when a completion re-check
+    (``{"cbsnapRecheck": …}``, :mod:`cbsnap.notify`) could not send its follow-up.
     """
     runtime = get_runtime()
     deadline = runtime.deadline_for(context)
@@ -34,6 +37,8 @@ def main_handler(event: Any, context: Any) -> dict[str, Any]:
         meta = message.meta()
         if message.problem is not None:
             outcome = runtime.reject(message.problem, meta)
+        elif is_recheck(message.document):  # a completion re-check from cbsnap's own work queue
+            outcome = runtime.recheck(message.document, meta, deadline)
         else:
             outcome = runtime.run(message.document, meta, deadline)
         report.add(message, outcome)

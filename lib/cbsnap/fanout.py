@@ -105,6 +105,8 @@ class FanOut:
                     document["notify"] = parsed.notify
                 if parsed.reply_to is not None:
                     document["replyTo"] = parsed.reply_to.model_dump(exclude_none=True)
+                if parsed.notify is not None:  # each chunk schedules its snapshots' completion events
+                    document["notify"] = parsed.notify
                 documents.append(document)
         return documents
 

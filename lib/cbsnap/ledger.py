@@ -26,6 +26,16 @@ class Ledger(Protocol):
         """Hold the per-key lock while the block runs; yields False if it could not be had in time."""
         ...
 
+    # -- completion events (cbsnap.notify) --
+    def claim(self, key: str, ttl_seconds: int) -> bool:
+        """Take ``key`` for ``ttl_seconds`` if nobody has: True for the first caller only.
+
+        Used to emit each completion event at most once. A ledger that cannot tell
+        (none configured, Redis unreachable) answers True: the event is emitted and
+        consumers de-duplicate by its ``eventId``.
+        """
+        ...
+
 
 class NoLedger:
     """The default: nothing shared, nothing to wait for."""
@@ -41,3 +51,8 @@ class NoLedger:
     def hold(self, key: str, wait_seconds: float) -> Iterator[bool]:
         """No lock: always granted."""
         yield True
+
+    # -- completion events (cbsnap.notify) --
+    def claim(self, key: str, ttl_seconds: int) -> bool:
+        """Nothing shared to claim in: always True (at-most-once needs Redis; see docs/pre-deploy.md)."""
+        return True

@@ -49,10 +49,12 @@ IdempotencyKey = Annotated[
 ]
 
 
+# Every model here sets defer_build: pydantic then builds a validator on first use
+# instead of at import, so a cold start pays only for the models its event needs.
 class DiskEntry(BaseModel):
     """One element of ``disks`` in object form."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     storageId: DiskId = Field(validation_alias=AliasChoices("storageId", "diskId"))
     snapshotName: SnapshotName | None = None
@@ -61,7 +63,7 @@ class DiskEntry(BaseModel):
 class ReplyTo(BaseModel):
     """Where the request's results go besides the log: a CMQ queue or a topic."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     queue: QueueName | None = None
     topic: QueueName | None = None
@@ -84,7 +86,7 @@ class Selector(BaseModel):
     ``exclude`` removes disks from everything the request resolved, explicit ones included.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=10)
     instanceIds: list[InstanceId] = Field(default_factory=list, max_length=100)
@@ -103,7 +105,7 @@ class Retention(BaseModel):
     """Which of cbsnap's own snapshots of a disk to delete. With both rules a
     snapshot goes only when both would delete it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     keepLast: int | None = Field(default=None, ge=1, le=64, strict=True)
     maxAgeDays: int | None = Field(default=None, ge=1, le=3650, strict=True)
@@ -118,7 +120,7 @@ class Retention(BaseModel):
 class RequestOptions(BaseModel):
     """Request-level fields of the document (the disks are validated one by one)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     storageId: Any = Field(default=None, validation_alias=AliasChoices("storageId", "diskId"))
     snapshotName: SnapshotName | None = None
@@ -252,7 +254,7 @@ class ParsedRequest:
 class SnapshotResult(BaseModel):
     """The per-disk result: the seed's ``code``/``message``/``snapshotId`` plus context."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     storageId: str | None
     snapshotName: str | None
@@ -268,6 +270,7 @@ class SnapshotResult(BaseModel):
     action: str | None = None
     groupId: str | None = None  # consistent groups: the CreateSnapshotGroup ID
     correlation: dict[str, Any] | None = None  # echoed from the request
+    eventId: str | None = None  # completion events: "event/<snapshotId>", one per snapshot (cbsnap.notify)
     # True when a retry or redelivery was answered by the snapshot made earlier;
     # logged, but not part of the contract's result.
     adopted: bool = Field(default=False, exclude=True)
@@ -319,7 +322,7 @@ class SnapshotResult(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: the six contract fields always, context fields when set."""
         data = self.model_dump()
-        for extra in ("requestId", "region", "messageId", "action", "groupId", "correlation"):
+        for extra in ("requestId", "region", "messageId", "action", "groupId", "correlation", "eventId"):
             if data[extra] is None:
                 del data[extra]
         return data

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools import Logger
 
-from cbsnap.errors import CbsnapError
+from cbsnap.errors import CbsnapError, CloudError
 from cbsnap.models import ReplyTo, SnapshotResult
 from cbsnap.scf import Clock, Deadline
 from cbsnap.sinks import DeliveryReport, Redactor, RequestMeta
@@ -54,6 +54,7 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 # RequestMeta.extra key under which the runtime passes the delivery deadline (a Deadline).
 DELIVER_BY = "deliver_by"
 _REPORT_LIMIT = 300
+_MESSAGE_LIMIT = 200  # of the cloud's error message, in a report
 
 TdmqApiProvider = Callable[[str], "TdmqApi"]
 
@@ -151,6 +152,15 @@ def build_messages(
     return [_dumps(envelope(i, len(chunks), chunk)) for i, chunk in enumerate(chunks, 1)]
 
 
+def _describe(exc: Exception) -> str:
+    """One line for the report: the cloud's code and RequestId always survive the length cap."""
+    if isinstance(exc, CloudError):
+        rid = f" (RequestId {exc.request_id})" if exc.request_id else ""
+        return f"{exc.action} failed: {exc.code}: {exc.message[:_MESSAGE_LIMIT]}{rid}"
+    text = str(exc) if isinstance(exc, CbsnapError) else f"{type(exc).__name__}: {exc}"
+    return text[:_REPORT_LIMIT]
+
+
 class QueueSink:
     """Sends each request's results to its CMQ destinations (see the module docstring).
 
@@ -232,10 +242,10 @@ class QueueSink:
                     receipt = api.publish_topic_message(target.name, body, deadline)
                 sent.append(receipt.message_id or "")
         except Exception as exc:  # CloudError, DeadlineReached, ConfigurationError, or a bug
-            problem = str(exc) if isinstance(exc, CbsnapError) else f"{type(exc).__name__}: {exc}"
+            problem = _describe(exc)
             if len(bodies) > 1:
                 problem = f"part {part}/{len(bodies)}: {problem}"
-            problem = self._redact(problem)[:_REPORT_LIMIT]
+            problem = self._redact(problem)
             record = {"sink": str(target), "request_key": meta.request_key, "error": problem}
             if isinstance(exc, CbsnapError):
                 self._logger.warning("sink.failed", extra=record)

@@ -139,6 +139,20 @@ class RedisLedger:
                 except redis.RedisError as exc:
                     self._degraded.note("unlock", exc)
 
+    # -- completion events (cbsnap.notify) --
+    def claim(self, key: str, ttl_seconds: int) -> bool:
+        """``SET claim:<key> NX EX ttl``: True only for the first caller within the TTL.
+
+        Redis unreachable → True (degraded: the event may be emitted twice; its
+        ``eventId`` lets consumers drop the duplicate), never an exception.
+        """
+        try:
+            taken = self._redis.set(f"{self._prefix}:claim:{key}", b"1", nx=True, ex=max(int(ttl_seconds), 1))
+        except redis.RedisError as exc:
+            self._degraded.note("claim", exc)
+            return True
+        return bool(taken)
+
 
 class RedisRateLimiter:
     """One pace per action shared by every function instance (GCRA on Redis's clock).

@@ -7,12 +7,14 @@ with their own settings, stream and sleep and install it with :func:`set_runtime
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
+from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -21,12 +23,9 @@ from cbsnap.client import CbsApi, RetryPolicy, make_sdk_client
 from cbsnap.codes import SeedCode
 from cbsnap.errors import ConfigurationError
 from cbsnap.expiry import expires_at
-from cbsnap.fanout import FanOut, FanOutTarget
-from cbsnap.groups import ConsistentGroups
 from cbsnap.ledger import Ledger, NoLedger
 from cbsnap.models import ParsedRequest, SnapshotResult, parse_request
 from cbsnap.pacing import RateLimiter, Sleep, rate_limiter_for
-from cbsnap.plan import Planner
 from cbsnap.queue_sink import DELIVER_BY, QueueSink
 from cbsnap.scf import Clock, Deadline, InvocationContext
 from cbsnap.settings import Settings, get_settings
@@ -34,6 +33,8 @@ from cbsnap.sinks import DeliveryReport, LogSink, Redactor, RequestMeta, ResultS
 from cbsnap.snapshots import Outcome, SnapshotService
 
 if TYPE_CHECKING:
+    from cbsnap.fanout import FanOut
+    from cbsnap.notify import Notifier
     from cbsnap.tdmq import TdmqApi
 
 
@@ -123,10 +124,13 @@ class Runtime:
         clock: Clock = time.monotonic,
         fanout: FanOut | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        notifier: Callable[[], Notifier] | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
         self.fanout = fanout
+        self._make_notifier = notifier  # completion events (cbsnap.notify), built on first use
+        self._notifier: Notifier | None = None
         self.logger = logger
         self.service_api = service.api_for
         self.sinks: list[ResultSink] = [LogSink(logger), *sinks]
@@ -142,15 +146,19 @@ class Runtime:
         sleep: Sleep = time.sleep,
         clock: Clock = time.monotonic,
         policy: RetryPolicy | None = None,
+        wall_clock: Callable[[], datetime] | None = None,
     ) -> Runtime:
-        """Wire the production object graph for ``settings``."""
+        """Wire the production object graph for ``settings``.
+
+        ``wall_clock`` (aware UTC now) drives expiry and completion-event timeouts;
+        tests pass the emulator's state clock.
+        """
+        wall_clock = wall_clock or (lambda: datetime.now(timezone.utc))
         limiter = rate_limiter_for(settings.rate_limit, clock=clock, sleep=sleep)
         ledger: Ledger = NoLedger()
         horizon = settings.retry_horizon_hours * 3600
-        if settings.redis_url is not None:
-            # Only now: the redis client is an import most functions never pay for.
-            from cbsnap import redis_store
-
+        redis_store = _redis_support(settings) if settings.redis_url is not None else None
+        if redis_store is not None and settings.redis_url is not None:
             client = redis_store.connect(settings.redis_url.get_secret_value())
             ledger = redis_store.RedisLedger(client, ttl_seconds=int(horizon), sleep=sleep, clock=clock)
             if settings.rate_limit > 0:
@@ -172,6 +180,8 @@ class Runtime:
         tdmq = TdmqApiCache(settings, limiter, policy=policy, sleep=sleep)
         fanout: FanOut | None = None
         if settings.fanout_queue or settings.fanout_topic:
+            from cbsnap.fanout import FanOut, FanOutTarget
+
             fanout = FanOut(
                 tdmq,
                 FanOutTarget(settings.region, queue=settings.fanout_queue, topic=settings.fanout_topic),
@@ -188,7 +198,45 @@ class Runtime:
             fallback_budget=settings.request_timeout,
             clock=clock,
         )
-        return cls(settings, service=service, logger=logger, sinks=[queue_sink], clock=clock, fanout=fanout)
+
+        def make_notifier() -> Notifier:
+            # completion events: re-checks on the work queue, events claimed in the ledger.
+            # Built (and imported) on first use: most requests never ask for events.
+            from cbsnap.notify import Notifier
+
+            return Notifier(
+                apis,
+                tdmq,
+                ledger,
+                region=settings.region,
+                queue=settings.fanout_queue,
+                logger=logger,
+                delay=settings.notify_delay,
+                max_delay=settings.notify_max_delay,
+                timeout=settings.notify_timeout,
+                claim_ttl=int(settings.notify_timeout + horizon),
+                grace_seconds=settings.safety_margin_ms / 2000.0,
+                clock=clock,
+                wall_clock=wall_clock,
+            )
+
+        return cls(
+            settings,
+            service=service,
+            logger=logger,
+            sinks=[queue_sink],
+            clock=clock,
+            fanout=fanout,
+            wall_clock=wall_clock,
+            notifier=make_notifier,
+        )
+
+    @property
+    def notifier(self) -> Notifier | None:
+        """The completion-event notifier, built on first use (None when not wired)."""
+        if self._notifier is None and self._make_notifier is not None:
+            self._notifier = self._make_notifier()
+        return self._notifier
 
     def deadline_for(self, context: Any) -> Deadline:
         """The deadline of the invocation whose SCF context this is."""
@@ -228,14 +276,39 @@ class Runtime:
             outcome.results = [r.model_copy(update=stamp) for r in outcome.results]
         outcome.meta = meta
         outcome.delivery = self.deliver(outcome.results, meta, deadline)
+        # -- completion events: the first re-check goes on the work queue (cbsnap.notify) --
+        if parsed.notify == "completed" and not parsed.dry_run and self.notifier is not None:
+            outcome.delivery.extend(self.notifier.schedule(outcome.results, meta, deadline))
         return outcome
+
+    def recheck(self, document: Any, meta: RequestMeta, deadline: Deadline) -> Outcome:
+        """Answer a completion re-check from the work queue (``{"cbsnapRecheck": …}``, cbsnap.notify).
+
+        Emits the events that are due to the original request's sinks and re-schedules
+        the rest. A malformed re-check is one 9003 result. The outcome's ``unscheduled``
+        (a :class:`~cbsnap.notify.RecheckOutcome`) names snapshots whose next re-check
+        could not be sent: the message handler then raises so the platform redelivers.
+        """
+        from cbsnap.notify import parse_recheck
+
+        recheck = parse_recheck(document)
+        if isinstance(recheck, str):
+            return self.reject(recheck, meta)
+        if self.notifier is None:
+            return self.reject("re-check message: completion events are not wired in this runtime", meta)
+        return self.notifier.recheck(recheck, meta, deadline, self.deliver)
 
     def _execute(self, parsed: ParsedRequest, meta: RequestMeta, deadline: Deadline) -> Outcome:
         """Resolve the disks, then plan (dry run), fan out (too many disks) or snapshot."""
         resolution = self.service.resolve(parsed, deadline)
+        # Each optional path imports its module only when a request takes it (cold starts).
         if parsed.dry_run:
+            from cbsnap.plan import Planner
+
             return Planner(self.service).plan(parsed, resolution, meta, deadline)
         if parsed.consistent:
+            from cbsnap.groups import ConsistentGroups
+
             return ConsistentGroups(self.service).snapshot(parsed, resolution, meta, deadline)
         if self.fanout is not None and self.fanout.should_split(resolution):
             outcome = self.fanout.dispatch(parsed, resolution, meta, deadline)
@@ -275,6 +348,24 @@ class Runtime:
                 self.logger.exception("sink.failed", extra={"sink": type(sink).__name__})
                 reports.append(DeliveryReport(sink=type(sink).__name__, ok=False, message=str(exc)[:300]))
         return reports
+
+
+def _redis_support(settings: Settings) -> ModuleType | None:
+    """:mod:`cbsnap.redis_store`, or None when the package was built without redis.
+
+    Imported only when CBSNAP_REDIS_URL is set: most functions never pay for the
+    client. Without the package every guarantee still holds (tag lookups), so a
+    missing extra is a loud warning, not a failure.
+    """
+    try:
+        from cbsnap import redis_store
+    except ImportError:
+        logging.getLogger("cbsnap").warning(
+            "CBSNAP_REDIS_URL is set but the redis package is not installed "
+            "(build with scripts/build.sh --extra redis); continuing without Redis"
+        )
+        return None
+    return redis_store
 
 
 def _configuration_failure(parsed: ParsedRequest, message: str) -> Outcome:

@@ -24,7 +24,7 @@ DEFAULT_REGION = "ap-guangzhou"
 class Endpoint(BaseModel):
     """Where API calls go: HttpProfile wants the scheme and the host apart."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     protocol: str = "https"
     host: str | None = None  # None: the SDK's default <service>.tencentcloudapi.com
@@ -53,7 +53,7 @@ class Endpoint(BaseModel):
 class Settings(BaseModel):
     """Process-wide configuration (see the README's configuration table)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     secret_id: str = ""
     secret_key: SecretStr = SecretStr("")
@@ -85,6 +85,10 @@ class Settings(BaseModel):
     # result sinks besides the log (CMQ queue / topic names)
     result_queue: str | None = None
     result_topic: str | None = None
+    # completion events (cbsnap.notify): re-checks on the work queue (fanout_queue)
+    notify_delay: int = Field(default=15, ge=1, le=3600)  # first re-check, seconds after the create
+    notify_max_delay: int = Field(default=300, ge=1, le=3600)  # backoff cap between re-checks
+    notify_timeout: int = Field(default=3600, ge=60, le=7 * 86400)  # then snapshot.timeout
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -131,6 +135,9 @@ class Settings(BaseModel):
             "retain_days_queue": "CBSNAP_RETAIN_DAYS_QUEUE",
             "retain_days_webhook": "CBSNAP_RETAIN_DAYS_WEBHOOK",
             "fanout_chunk": "CBSNAP_FANOUT_CHUNK",
+            "notify_delay": "CBSNAP_NOTIFY_DELAY",
+            "notify_max_delay": "CBSNAP_NOTIFY_MAX_DELAY",
+            "notify_timeout": "CBSNAP_NOTIFY_TIMEOUT",
         }
         for field_name, env_name in numeric.items():
             raw = first(env_name)

@@ -126,8 +126,20 @@ class LogSink:
                 record["correlation"] = meta.correlation
             if result.adopted:
                 record["adopted"] = True
+            name = _record_name(result)
             if result.ok:
-                self._logger.info("snapshot.adopted" if result.adopted else "snapshot.created", extra=record)
+                self._logger.info(name, extra=record)
             else:
-                self._logger.warning("snapshot.failed", extra=record)
+                self._logger.warning(name, extra=record)
         return ()
+
+
+def _record_name(result: SnapshotResult) -> str:
+    """The log record's message: what happened, so CLS queries can filter on it."""
+    if result.action is None or result.action == "create":
+        if not result.ok:
+            return "snapshot.failed"
+        return "snapshot.adopted" if result.adopted else "snapshot.created"
+    if result.action.startswith("snapshot."):  # completion events name themselves
+        return result.action
+    return f"snapshot.{result.action}" + ("" if result.ok else ".failed")  # snapshot.delete, snapshot.plan

@@ -14,12 +14,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cbsnap.client import DESCRIBE_SNAPSHOTS_MAX_DISKS, CbsApi, RetryPolicy, SnapshotInfo
 from cbsnap.codes import SeedCode
 from cbsnap.errors import CloudError, DeadlineReached
-from cbsnap.janitor import Janitor
 from cbsnap.ledger import Ledger, NoLedger
 from cbsnap.models import DiskTarget, ParsedRequest, SnapshotResult
 from cbsnap.ownership import KEY_TAG, correlation_tags, disk_key, owner_tags
@@ -27,6 +26,9 @@ from cbsnap.pacing import Sleep
 from cbsnap.scf import Clock, Deadline
 from cbsnap.selectors import NOT_ATTEMPTED, DiskResolver, Resolution, failure
 from cbsnap.sinks import DeliveryReport, RequestMeta
+
+if TYPE_CHECKING:
+    from cbsnap.janitor import Janitor
 
 ApiProvider = Callable[[str], CbsApi]
 T = TypeVar("T")
@@ -140,12 +142,23 @@ class SnapshotService:
         self._rng = rng or random.Random()
         self._wall_clock = wall_clock
         self._resolver = DiskResolver(apis, region, self.fan_out)
-        # retention janitor (cbsnap.janitor): after creates, and alone for action "prune"
-        self.janitor = Janitor(apis, region=region, wall_clock=wall_clock, fan_out=self.fan_out)
+        self._janitor: Janitor | None = None
 
     def api_for(self, region: str) -> CbsApi:
         """The API client this service uses for ``region``."""
         return self._apis(region)
+
+    @property
+    def janitor(self) -> Janitor:
+        """The retention janitor (after creates, and alone for action "prune"), built and
+        imported on first use: most requests carry no retention rule."""
+        if self._janitor is None:
+            from cbsnap.janitor import Janitor
+
+            self._janitor = Janitor(
+                self._apis, region=self._region, wall_clock=self._wall_clock, fan_out=self.fan_out
+            )
+        return self._janitor
 
     def resolve(self, parsed: ParsedRequest, deadline: Deadline) -> Resolution:
         """Which disks ``parsed`` means and which of them can be snapshotted (no creates)."""

@@ -5,7 +5,8 @@ Routes::
     POST     /snapshots                 a JSON request document (seed or batch form)
     GET|POST /v2/index.php?Action=CreateSnapshot&storageId=…&snapshotName=…
                                         the seed-compatible endpoint (query or form body)
-    GET      /snapshots/{snapshotId}    state and progress of one snapshot
+    GET      /snapshots/{snapshotId}    state and progress of one snapshot;
+                                        ``?wait=N``: wait up to N s for NORMAL (200, else 202)
 
 Every request is authenticated first (:mod:`cbsnap.webauth`), fail-closed: with no
 secret configured everything is refused unless ``CBSNAP_WEBHOOK_AUTH=gateway``
@@ -22,6 +23,7 @@ unattempted for lack of time → 503). 401 unauthenticated, 413 body too large,
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -36,12 +38,13 @@ from cbsnap.errors import CloudError, ConfigurationError, DeadlineReached
 from cbsnap.events.apigw import HttpRequest, parse_apigw_event
 from cbsnap.models import SNAPSHOT_ID_RE, IdempotencyKey, SnapshotResult, parse_request
 from cbsnap.runtime import Runtime
-from cbsnap.scf import Deadline
+from cbsnap.scf import Clock, Deadline
 from cbsnap.sinks import RequestMeta
 from cbsnap.snapshots import NOT_ATTEMPTED, Outcome
 from cbsnap.webauth import AuthError, signing_payload, verify
 
 WallClock = Callable[[], float]
+Sleep = Callable[[float], None]
 
 TRIGGER = "webhook"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -67,6 +70,15 @@ STATUS_FOR_CODE: dict[int, int] = {
 }
 NOT_ATTEMPTED_STATUS = 503
 _ECHO = 100
+
+# -- GET /snapshots/{id}?wait=N (completion waits; docs/pre-deploy.md) --
+WAIT_PARAM = "wait"
+MAX_WAIT_SECONDS = 900  # SCF's longest function timeout
+WAIT_POLL_SECONDS = 1.0  # DescribeSnapshots about once a second while waiting
+WAIT_RESERVE_SECONDS = 2.0  # kept back from the invocation's deadline for the last look and the answer
+USABLE_STATE = "NORMAL"
+NOT_YET_STATUS = 202  # with ?wait: the snapshot is not usable (yet); ask again
+_WAIT_RE = re.compile(r"[0-9]{1,4}")
 
 _idempotency_key: TypeAdapter[str] = TypeAdapter(IdempotencyKey)
 
@@ -147,12 +159,25 @@ def outcome_response(outcome: Outcome, request_key: str, *, seed_shape: bool) ->
 
 
 class Webhook:
-    """Serves one API Gateway event with a runtime and a wall clock (injectable for tests)."""
+    """Serves one API Gateway event with a runtime and a wall clock (injectable for tests).
 
-    def __init__(self, runtime: Runtime, *, clock: WallClock = time.time) -> None:
+    ``sleep`` and ``monotonic`` pace and bound ``GET /snapshots/{id}?wait=N``; tests pass a
+    sleep that moves the emulator's state clock and a fake monotonic clock with it.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        clock: WallClock = time.time,
+        sleep: Sleep = time.sleep,
+        monotonic: Clock = time.monotonic,
+    ) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.clock = clock
+        self.sleep = sleep
+        self.monotonic = monotonic
 
     # -- entry ---------------------------------------------------------------------
 
@@ -313,15 +338,52 @@ class Webhook:
         if not SNAPSHOT_ID_RE.fullmatch(snapshot_id):
             message = "snapshotId must be 'snap-' followed by 8 lowercase letters or digits"
             return self._refuse(request, error_response(400, SeedCode.INVALID_PARAMETER, message))
+        wait, problem = _wait_seconds(request)
+        if problem is not None:
+            return self._refuse(request, error_response(400, SeedCode.INVALID_PARAMETER, problem))
         deadline = self.runtime.deadline_for(context)
         found = self._lookup(snapshot_id, deadline)
+        polls = 1
+        if wait and isinstance(found, dict) and found["state"] != USABLE_STATE:
+            found, polls = self._wait(snapshot_id, found, wait, deadline)
         if isinstance(found, HttpResponse):
             return self._refuse(request, found)
+        # Without ?wait the route answers 200 whatever the state (as it always did); with it,
+        # 200 means usable and 202 "not yet": a pipeline loops on 202 and stops on anything else.
+        status = 200 if wait is None or found["state"] == USABLE_STATE else NOT_YET_STATUS
         self.runtime.logger.info(
             "webhook.snapshot_status",
-            extra={"snapshotId": snapshot_id, "state": found["state"], "source_id": request.request_id},
+            extra={
+                "snapshotId": snapshot_id,
+                "state": found["state"],
+                "percent": found["percent"],
+                "status": status,
+                **({"wait": wait, "polls": polls} if wait is not None else {}),
+                "source_id": request.request_id,
+            },
         )
-        return HttpResponse(200, found)
+        return HttpResponse(status, found)
+
+    def _wait(
+        self, snapshot_id: str, last: dict[str, Any], wait: int, deadline: Deadline
+    ) -> tuple[dict[str, Any] | HttpResponse, int]:
+        """Poll until the snapshot is NORMAL, for at most ``wait`` seconds and never past the
+        invocation's deadline less :data:`WAIT_RESERVE_SECONDS`. Returns (final answer, polls)."""
+        budget = min(float(wait), deadline.remaining() - WAIT_RESERVE_SECONDS)
+        until = Deadline.after(max(budget, 0.0), self.monotonic)
+        polls = 1
+        while not until.expired:
+            self.sleep(min(WAIT_POLL_SECONDS, until.remaining()))
+            found = self._lookup(snapshot_id, deadline)
+            polls += 1
+            if isinstance(found, HttpResponse):
+                if found.status == NOT_ATTEMPTED_STATUS and found.body.get("message") == NOT_ATTEMPTED:
+                    return last, polls  # out of time for another look: answer what was seen last
+                return found, polls  # gone (404) or a cloud failure
+            last = found
+            if found["state"] == USABLE_STATE:
+                break
+        return last, polls
 
     def _lookup(self, snapshot_id: str, deadline: Deadline) -> dict[str, Any] | HttpResponse:
         region = self.settings.region
@@ -358,6 +420,16 @@ class Webhook:
         }
 
 
+def _wait_seconds(request: HttpRequest) -> tuple[int | None, str | None]:
+    """``?wait=N`` of ``GET /snapshots/{id}``: (seconds or None, problem)."""
+    raw = request.query.get(WAIT_PARAM)
+    if raw is None:
+        return None, None
+    if not isinstance(raw, str) or not _WAIT_RE.fullmatch(raw) or int(raw) > MAX_WAIT_SECONDS:
+        return None, f"{WAIT_PARAM} must be whole seconds from 0 to {MAX_WAIT_SECONDS}"
+    return int(raw), None
+
+
 def _v2_params(request: HttpRequest) -> tuple[dict[str, str], str | None]:
     """The v2 endpoint's parameters: from the query string or the form body, not both."""
     pairs: list[tuple[str, str | list[str]]]
@@ -380,7 +452,13 @@ def _v2_params(request: HttpRequest) -> tuple[dict[str, str], str | None]:
 
 
 def handle_webhook(
-    event: Any, context: Any, runtime: Runtime, *, clock: WallClock = time.time
+    event: Any,
+    context: Any,
+    runtime: Runtime,
+    *,
+    clock: WallClock = time.time,
+    sleep: Sleep = time.sleep,
+    monotonic: Clock = time.monotonic,
 ) -> dict[str, Any]:
     """Serve one API Gateway event (see :class:`Webhook`)."""
-    return Webhook(runtime, clock=clock).handle(event, context)
+    return Webhook(runtime, clock=clock, sleep=sleep, monotonic=monotonic).handle(event, context)

@@ -28,6 +28,7 @@ from typing import Any
 
 from cbsnap.errors import CbsnapError
 from cbsnap.models import SnapshotResult
+from cbsnap.notify import RecheckOutcome
 from cbsnap.sinks import DeliveryReport, RequestMeta
 from cbsnap.snapshots import Outcome
 
@@ -238,6 +239,25 @@ class MessagesNotAttempted(CbsnapError):
         )
 
 
+class RechecksNotScheduled(CbsnapError):
+    """Raised after a batch when a completion re-check's follow-up could not be sent.
+
+    The platform then redelivers the re-check; events already emitted are claimed
+    (cbsnap.notify), so the redelivery only re-sends the follow-up.
+    """
+
+    def __init__(self, message_ids: list[str]) -> None:
+        self.message_ids = list(message_ids)
+        listed = ", ".join(message_ids[:_LISTED_IDS])
+        more = len(message_ids) - _LISTED_IDS
+        if more > 0:
+            listed += f" and {more} more"
+        super().__init__(
+            f"{len(message_ids)} completion re-check(s) could not schedule their next re-check; "
+            f"failing the invocation so the platform redelivers them: {listed}"
+        )
+
+
 def unattempted(outcome: Outcome) -> bool:
     """True when some disk of ``outcome`` was never attempted (see :class:`MessagesNotAttempted`)."""
     return bool(outcome.not_attempted)
@@ -253,6 +273,7 @@ class BatchReport:
     delivery: list[DeliveryReport] = field(default_factory=list)
     not_attempted: int = 0
     unattempted_messages: list[str] = field(default_factory=list)
+    unscheduled_rechecks: list[str] = field(default_factory=list)  # cbsnap.notify
 
     def add(self, message: QueueMessage, outcome: Outcome) -> None:
         """Record one message's outcome."""
@@ -262,6 +283,8 @@ class BatchReport:
         if unattempted(outcome):
             self.not_attempted += len(outcome.not_attempted)
             self.unattempted_messages.append(message.message_id or message.request_key)
+        if isinstance(outcome, RecheckOutcome) and outcome.unscheduled:
+            self.unscheduled_rechecks.append(message.message_id or message.request_key)
 
     def to_response(self) -> dict[str, Any]:
         """``{"trigger", "messages", counts…, "results": [...]}``, each result with its messageId."""
@@ -280,6 +303,9 @@ class BatchReport:
         return response
 
     def raise_if_unattempted(self) -> None:
-        """Raise :class:`MessagesNotAttempted` when any message had disks left unattempted."""
+        """Raise :class:`MessagesNotAttempted` when any message had disks left unattempted,
+        else :class:`RechecksNotScheduled` when a completion re-check could not re-schedule."""
         if self.unattempted_messages:
             raise MessagesNotAttempted(self.unattempted_messages)
+        if self.unscheduled_rechecks:
+            raise RechecksNotScheduled(self.unscheduled_rechecks)
