@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cbsnap.events.queue import BatchReport, parse_queue_event
-from cbsnap.notify import is_recheck
+from cbsnap.events.queue import BatchReport, is_recheck, parse_queue_event
 from cbsnap.runtime import get_runtime
 
 

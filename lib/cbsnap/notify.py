@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -54,6 +54,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from cbsnap.client import CbsApi, SnapshotInfo
 from cbsnap.codes import SeedCode
 from cbsnap.errors import CbsnapError, CloudError
+from cbsnap.events.queue import RECHECK_FIELD
 from cbsnap.ledger import Ledger
 from cbsnap.models import ReplyTo, SnapshotResult
 from cbsnap.scf import Clock, Deadline
@@ -63,7 +64,6 @@ from cbsnap.snapshots import Outcome
 if TYPE_CHECKING:
     from cbsnap.tdmq import TdmqApi
 
-RECHECK_FIELD = "cbsnapRecheck"
 RECHECK_VERSION = 1
 COMPLETED = "snapshot.completed"
 TIMEOUT = "snapshot.timeout"
@@ -127,11 +127,6 @@ class _Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     cbsnapRecheck: Recheck
-
-
-def is_recheck(document: Any) -> bool:
-    """True when a queue message body is a re-check (and not a request document)."""
-    return isinstance(document, Mapping) and RECHECK_FIELD in document
 
 
 def parse_recheck(document: Any) -> Recheck | str:

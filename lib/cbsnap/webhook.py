@@ -22,6 +22,7 @@ unattempted for lack of time → 503). 401 unauthenticated, 413 body too large,
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -80,7 +81,11 @@ USABLE_STATE = "NORMAL"
 NOT_YET_STATUS = 202  # with ?wait: the snapshot is not usable (yet); ask again
 _WAIT_RE = re.compile(r"[0-9]{1,4}")
 
-_idempotency_key: TypeAdapter[str] = TypeAdapter(IdempotencyKey)
+
+@functools.cache
+def _idempotency_key() -> TypeAdapter[str]:
+    """Built on first use: a validator costs milliseconds at import, and most calls carry no key."""
+    return TypeAdapter(IdempotencyKey)
 
 
 @dataclass
@@ -285,7 +290,7 @@ class Webhook:
         if raw is None:
             return None, None
         try:
-            return _idempotency_key.validate_python(raw), None
+            return _idempotency_key().validate_python(raw), None
         except ValidationError:
             return None, f"the {IDEMPOTENCY_HEADER} header must be 1-128 printable ASCII characters"
 

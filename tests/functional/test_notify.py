@@ -34,8 +34,8 @@ from pydantic import SecretStr
 
 from cbsnap.emulator import Emulator, Fault, load_seed
 from cbsnap.emulator.runner import DrainReport, cmq_event, drain
-from cbsnap.events.queue import RechecksNotScheduled
-from cbsnap.notify import RECHECK_FIELD, event_id, is_recheck, parse_recheck
+from cbsnap.events.queue import RECHECK_FIELD, RechecksNotScheduled, is_recheck
+from cbsnap.notify import event_id, parse_recheck
 from cbsnap.runtime import Runtime, set_runtime
 from cbsnap.scf import Deadline
 from cbsnap.webhook import handle_webhook

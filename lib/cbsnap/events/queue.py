@@ -28,7 +28,6 @@ from typing import Any
 
 from cbsnap.errors import CbsnapError
 from cbsnap.models import SnapshotResult
-from cbsnap.notify import RecheckOutcome
 from cbsnap.sinks import DeliveryReport, RequestMeta
 from cbsnap.snapshots import Outcome
 
@@ -239,6 +238,16 @@ class MessagesNotAttempted(CbsnapError):
         )
 
 
+# The marker of a completion re-check body (cbsnap.notify); checked here so that the
+# message handler does not import the notifier for ordinary requests.
+RECHECK_FIELD = "cbsnapRecheck"
+
+
+def is_recheck(document: Any) -> bool:
+    """True when a queue message body is a completion re-check, not a request document."""
+    return isinstance(document, dict) and RECHECK_FIELD in document
+
+
 class RechecksNotScheduled(CbsnapError):
     """Raised after a batch when a completion re-check's follow-up could not be sent.
 
@@ -283,7 +292,7 @@ class BatchReport:
         if unattempted(outcome):
             self.not_attempted += len(outcome.not_attempted)
             self.unattempted_messages.append(message.message_id or message.request_key)
-        if isinstance(outcome, RecheckOutcome) and outcome.unscheduled:
+        if getattr(outcome, "unscheduled", None):  # a cbsnap.notify.RecheckOutcome
             self.unscheduled_rechecks.append(message.message_id or message.request_key)
 
     def to_response(self) -> dict[str, Any]:
