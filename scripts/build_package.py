@@ -63,8 +63,19 @@ PRUNE_GLOBS = (
             *(
                 f"utilities/{name}"
                 for name in (
-                    "auth_alpha", "batch", "circuit_breaker", "data_classes", "data_masking", "feature_flags",
-                    "idempotency", "kafka", "metadata", "parameters", "parser", "streaming", "validation",
+                    "auth_alpha",
+                    "batch",
+                    "circuit_breaker",
+                    "data_classes",
+                    "data_masking",
+                    "feature_flags",
+                    "idempotency",
+                    "kafka",
+                    "metadata",
+                    "parameters",
+                    "parser",
+                    "streaming",
+                    "validation",
                 )
             ),
         )

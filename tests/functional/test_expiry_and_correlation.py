@@ -6,9 +6,8 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from handlers.timer import main_handler
-
 from cbsnap.emulator import Emulator
+from handlers.timer import main_handler
 from tests.conftest import RuntimeHarness, emulator_settings, owned_snapshots, scf_context
 
 

@@ -10,13 +10,13 @@ import time
 from typing import Any
 
 import pytest
-from handlers.timer import main_handler
 from pydantic import SecretStr
 
 from cbsnap.emulator import Emulator, Fault
 from cbsnap.ownership import KEY_TAG, disk_key
 from cbsnap.runtime import Runtime
 from cbsnap.sinks import RequestMeta
+from handlers.timer import main_handler
 from tests.conftest import RuntimeHarness, emulator_settings, owned_snapshots, scf_context
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from handlers.index import main_handler, route
 
 from cbsnap.emulator import Emulator
+from handlers.index import main_handler, route
 from tests.conftest import EVENTS, RuntimeHarness, load_event, scf_context
 
 EXPECTED = {"timer": "timer", "cmq": "messages", "ckafka": "messages", "tdmq": "messages", "apigw": "webhook"}

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from handlers.timer import main_handler
 
 from cbsnap.emulator import Emulator, Fault, load_seed
 from cbsnap.janitor import DRY_RUN_MESSAGE, DiskScope, Janitor
@@ -21,6 +20,7 @@ from cbsnap.models import Retention
 from cbsnap.ownership import OWNER_TAG, OWNER_VALUE
 from cbsnap.runtime import set_runtime
 from cbsnap.scf import Deadline
+from handlers.timer import main_handler
 from tests.conftest import RuntimeHarness, emulator_settings, scf_context
 
 DAY = 86_400

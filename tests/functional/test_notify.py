@@ -28,8 +28,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from handlers.messages import main_handler as messages_handler
-from handlers.timer import main_handler as timer_handler
 from pydantic import SecretStr
 
 from cbsnap.emulator import Emulator, Fault, load_seed
@@ -39,6 +37,8 @@ from cbsnap.notify import event_id, parse_recheck
 from cbsnap.runtime import Runtime, set_runtime
 from cbsnap.scf import Deadline
 from cbsnap.webhook import handle_webhook
+from handlers.messages import main_handler as messages_handler
+from handlers.timer import main_handler as timer_handler
 from tests.conftest import DISKS, FAST_POLICY, ROOT, emulator_settings, owned_snapshots, scf_context
 from tests.functional.test_webhook_handler import NOW, SECRET, post, request
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from handlers.timer import main_handler
-
 from cbsnap.emulator import Emulator
+from handlers.timer import main_handler
 from tests.conftest import RuntimeHarness, scf_context
 
 MUTATING = ("CreateSnapshot", "DeleteSnapshots", "CreateSnapshotGroup", "SendCmqMsg", "PublishCmqMsg")

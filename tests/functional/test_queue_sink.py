@@ -11,7 +11,6 @@ import textwrap
 from typing import Any
 
 import pytest
-from handlers.timer import main_handler
 from pydantic import SecretStr
 
 from cbsnap.codes import SeedCode
@@ -23,6 +22,7 @@ from cbsnap.runtime import Runtime, TdmqApiCache, set_runtime
 from cbsnap.scf import Deadline
 from cbsnap.settings import Settings
 from cbsnap.sinks import Redactor, RequestMeta, make_logger
+from handlers.timer import main_handler
 from tests.conftest import FAST_POLICY, ROOT, RuntimeHarness, emulator_settings, scf_context
 from tests.functional.test_timer_handler import timer_event
 

@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from handlers.timer import main_handler
 
 from cbsnap.emulator import Emulator, Fault
 from cbsnap.ownership import KEY_TAG, OWNER_TAG, TRIGGER_TAG
+from handlers.timer import main_handler
 from tests.conftest import RuntimeHarness, emulator_settings, load_event, owned_snapshots, scf_context
 
 

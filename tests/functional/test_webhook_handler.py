@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from handlers.webhook import main_handler
 from pydantic import SecretStr
 
 from cbsnap.cli import main as cli_main
@@ -27,6 +26,7 @@ from cbsnap.runtime import set_runtime
 from cbsnap.snapshots import NOT_ATTEMPTED, Outcome
 from cbsnap.webauth import auth_headers, signing_payload
 from cbsnap.webhook import outcome_response, status_for
+from handlers.webhook import main_handler
 from tests.conftest import RuntimeHarness, emulator_settings, load_event, owned_snapshots, scf_context
 
 NOW = 1795831200  # 2026-11-28T02:00:00Z, the timestamp the sample events are signed with
