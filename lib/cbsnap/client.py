@@ -214,8 +214,13 @@ class SignedApi:
         deadline: Deadline,
         *,
         retry_ambiguous: bool = True,
+        before_send: Callable[[], None] | None = None,
     ) -> Any:
-        """Call ``action`` until it succeeds, fails for good, or time runs out."""
+        """Call ``action`` until it succeeds, fails for good, or time runs out.
+
+        ``before_send`` runs once the pacer has granted an attempt, right before it
+        is sent: the last moment to check a precondition (it may raise to abort).
+        """
         method: Callable[[Any], Any] = getattr(self._sdk, action)
         throttles = transients = 0
         last: tuple[CloudError, BaseException] | None = None
@@ -224,6 +229,8 @@ class SignedApi:
                 if last is not None:  # the real reason beats "out of time"
                     raise last[0] from last[1]
                 raise DeadlineReached(action)
+            if before_send is not None:
+                before_send()
             try:
                 return method(request)
             except TencentCloudSDKException as exc:
@@ -334,6 +341,7 @@ class CbsApi(SignedApi):
         *,
         tags: Mapping[str, str] | None = None,
         expires_at: str | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> CreatedSnapshot:
         """CreateSnapshot with everything in the one call (tags, ``Deadline``).
 
@@ -353,7 +361,7 @@ class CbsApi(SignedApi):
                 tag = cbs_models.Tag()
                 tag.Key, tag.Value = key, value
                 req.Tags.append(tag)
-        resp = self._call("CreateSnapshot", req, deadline, retry_ambiguous=False)
+        resp = self._call("CreateSnapshot", req, deadline, retry_ambiguous=False, before_send=before_send)
         if not resp.SnapshotId:
             raise CloudError(
                 "CreateSnapshot",

@@ -172,6 +172,7 @@ class Runtime:
             ledger=ledger,
             horizon_seconds=horizon,
             sleep=sleep,
+            clock=clock,
         )
         redactor = Redactor(settings.secrets())
         logger = make_logger(settings.service_name, redactor, stream=stream or sys.stdout)

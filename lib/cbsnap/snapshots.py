@@ -42,6 +42,11 @@ DEFAULT_HORIZON_SECONDS = 24 * 3600.0
 # CreateTime has no zone (probably UTC+8): widen the cut-off so either reading is safe.
 CREATE_TIME_ZONE_SLACK = 8 * 3600.0
 LOCK_WAIT_SECONDS = 10.0
+# How long a look-before-create's "nothing yet" is trusted. A CBS snapshot stays
+# CREATING far longer than this (tens of seconds at least), and CBS refuses a second
+# snapshot of a disk while one is CREATING: so a create sent within this window of
+# the look cannot duplicate a concurrent delivery's snapshot (docs/at-least-once.md).
+FRESH_LOOK_SECONDS = 2.0
 
 # Codes after which the disk may already carry *our* snapshot (a lost reply).
 _CREATING_CODES = frozenset({"InvalidDisk.SnapshotCreating", "ResourceUnavailable.SnapshotCreating"})
@@ -131,8 +136,10 @@ class SnapshotService:
         sleep: Sleep = time.sleep,
         rng: random.Random | None = None,
         wall_clock: Clock = time.time,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._apis = apis
+        self._clock = clock
         self._region = region
         self._concurrency = max(1, concurrency)
         self._policy = policy or RetryPolicy()
@@ -203,7 +210,7 @@ class SnapshotService:
                 for start in range(0, len(in_region), DESCRIBE_SNAPSHOTS_MAX_DISKS):
                     batch = in_region[start : start + DESCRIBE_SNAPSHOTS_MAX_DISKS]
                     lookup = _BatchLookup(
-                        self, api, [t.disk_id for t in batch], {keys[t.disk_id] for t in batch}
+                        self, api, [t.disk_id for t in batch], {keys[t.disk_id] for t in batch}, self._clock
                     )
                     lookups.update((t.disk_id, lookup) for t in batch)
 
@@ -229,7 +236,8 @@ class SnapshotService:
                 if found is not None:
                     self._ledger.record(key, found.snapshot_id)
                     return _adopted(target, found.snapshot_id, api.region), True
-            return self._snapshot_one(api, target, parsed, meta, deadline)
+            looked_at = lookup.started_at if lookup is not None else None
+            return self._snapshot_one(api, target, parsed, meta, deadline, looked_at=looked_at)
 
         for (result, attempted), target in zip(self.fan_out(work, eligible), eligible, strict=True):
             placed.append((target.position, result))
@@ -288,6 +296,8 @@ class SnapshotService:
         parsed: ParsedRequest,
         meta: RequestMeta,
         deadline: Deadline,
+        *,
+        looked_at: float | None = None,
     ) -> tuple[SnapshotResult, bool]:
         """Create (or adopt) the snapshot of one disk. Returns (result, attempted).
 
@@ -316,7 +326,9 @@ class SnapshotService:
                     ),
                     True,
                 )
-            result, attempted = self._create(api, target, tags, deadline, parsed.expires_at)
+            result, attempted = self._create(
+                api, target, tags, deadline, expires_at=parsed.expires_at, looked_at=looked_at
+            )
             if result.ok and result.snapshotId:
                 self._ledger.record(key, result.snapshotId)
             return result, attempted
@@ -327,17 +339,57 @@ class SnapshotService:
         target: DiskTarget,
         tags: dict[str, str],
         deadline: Deadline,
+        *,
         expires_at: str | None = None,
+        looked_at: float | None = None,
     ) -> tuple[SnapshotResult, bool]:
-        """CreateSnapshot with recovery from ambiguous failures. Returns (result, attempted)."""
+        """CreateSnapshot with recovery from ambiguous failures. Returns (result, attempted).
+
+        The look-before-create only proves "no snapshot yet" for a moment: a concurrent
+        delivery may create one right after it. CBS refuses a second snapshot while one
+        is CREATING, which covers any create sent within FRESH_LOOK_SECONDS of the look
+        (a CBS snapshot is never done that fast). When pacing or throttling delays the
+        create longer, it looks again just before sending.
+        """
         key = tags[KEY_TAG]
-        attempt = self.create_idempotently(
-            lambda: api.create_snapshot(
-                target.disk_id, target.snapshot_name, deadline, tags=tags, expires_at=expires_at
-            ),
-            lambda: self.find_keyed(api, [target.disk_id], {key}, deadline).get(key),
-            deadline,
-        )
+        last_look = [looked_at]
+
+        def find() -> SnapshotInfo | None:
+            last_look[0] = self._clock()
+            return self.find_keyed(api, [target.disk_id], {key}, deadline).get(key)
+
+        def look_again_if_stale() -> None:
+            if last_look[0] is None or self._clock() - last_look[0] <= FRESH_LOOK_SECONDS:
+                return
+            try:
+                found = find()
+            except (CloudError, DeadlineReached) as exc:
+                raise _LookFailed(exc) from exc
+            if found is not None:
+                raise _AlreadyMade(found)
+
+        try:
+            attempt = self.create_idempotently(
+                lambda: api.create_snapshot(
+                    target.disk_id,
+                    target.snapshot_name,
+                    deadline,
+                    tags=tags,
+                    expires_at=expires_at,
+                    before_send=look_again_if_stale,
+                ),
+                find,
+                deadline,
+            )
+        except _AlreadyMade as made:
+            return _adopted(target, made.snapshot.snapshot_id, api.region), True
+        except _LookFailed as failed:
+            why = failed.cause.describe() if isinstance(failed.cause, CloudError) else str(failed.cause)
+            message = f"{NOT_ATTEMPTED_UNCHECKED}: {why}"
+            result = SnapshotResult.failure(
+                target.disk_id, target.snapshot_name, SeedCode.INTERNAL_ERROR, message, region=api.region
+            )
+            return result, False
         if attempt.created is not None:
             created = attempt.created
             result = SnapshotResult.success(
@@ -357,43 +409,70 @@ class SnapshotService:
         before trying again, so a lost reply never yields a second resource."""
         last: CloudError | None = None
         ambiguous = 0
+        # True while the last failure may have created something we could not find
+        # (the look failed too): such an end is "not attempted", so a queue trigger
+        # raises and the redelivery's look-before-create settles it.
+        unresolved = False
         while True:
             try:
                 return Attempt(created=create())
             except DeadlineReached as exc:
                 if last is None:
                     return Attempt(error=exc, attempted=False)
-                return Attempt(error=last)
+                return Attempt(error=last, attempted=not unresolved)
             except CloudError as err:
                 last = err
                 if not (err.is_ambiguous or err.code in _CREATING_CODES):
                     return Attempt(error=err)
                 try:
                     found = find()
+                    unresolved = False
                 except (CloudError, DeadlineReached):
                     found = None
+                    unresolved = True
                 if found is not None:
                     return Attempt(found=found, request_id=err.request_id)
                 if err.code in _CREATING_CODES:  # somebody else's snapshot is in progress
-                    return Attempt(error=err)
+                    return Attempt(error=err, attempted=not unresolved)
                 ambiguous += 1
                 if ambiguous >= self._policy.transient_attempts:
-                    return Attempt(error=err, suffix=f" (gave up after {ambiguous} attempts)")
+                    suffix = f" (gave up after {ambiguous} attempts)"
+                    return Attempt(error=err, suffix=suffix, attempted=not unresolved)
                 wait = self._policy.delay(ambiguous, self._rng)
                 if wait >= deadline.remaining():
-                    return Attempt(error=err)
+                    return Attempt(error=err, attempted=not unresolved)
                 self._sleep(wait)
+
+
+class _AlreadyMade(Exception):
+    """Raised by the last-moment look: this request's snapshot exists after all."""
+
+    def __init__(self, snapshot: SnapshotInfo) -> None:
+        super().__init__(snapshot.snapshot_id)
+        self.snapshot = snapshot
+
+
+class _LookFailed(Exception):
+    """Raised by the last-moment look when it could not look: do not create blind."""
+
+    def __init__(self, cause: CloudError | DeadlineReached) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class _BatchLookup:
     """One DescribeSnapshots lookup shared by up to 10 disks: the first worker to
     need it runs it, the others wait for its answer."""
 
-    def __init__(self, service: SnapshotService, api: CbsApi, disk_ids: list[str], keys: set[str]) -> None:
+    def __init__(
+        self, service: SnapshotService, api: CbsApi, disk_ids: list[str], keys: set[str], clock: Clock
+    ) -> None:
         self._service = service
         self._api = api
         self._disk_ids = disk_ids
         self._keys = keys
+        self._clock = clock
+        self.started_at: float | None = None  # when the look began: how fresh its "nothing" is
         self._lock = threading.Lock()
         self._found: dict[str, SnapshotInfo] | CloudError | DeadlineReached | None = None
 
@@ -401,6 +480,7 @@ class _BatchLookup:
         """Snapshots found per key, or why the lookup failed (then nothing may be created)."""
         with self._lock:
             if self._found is None:
+                self.started_at = self._clock()
                 try:
                     self._found = self._service.find_keyed(self._api, self._disk_ids, self._keys, deadline)
                 except (CloudError, DeadlineReached) as exc:

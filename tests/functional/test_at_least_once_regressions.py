@@ -136,15 +136,6 @@ def test_deep_correlation_near_the_recursion_limit_is_a_400_on_the_webhook(emula
 # -- a lost reply the deadline leaves unresolved is reported as a plain failure -------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "GAP (docs/at-least-once.md, 'unreported'): after a lost CreateSnapshot reply, when the deadline "
-        "comes before the look-again, lib/cbsnap/snapshots.py create_idempotently returns the network "
-        "error as a final, attempted result (6000): the queue handler does not raise MessagesNotAttempted, "
-        "so no redelivery ever adopts the snapshot that does exist"
-    ),
-)
 def test_a_lost_reply_unresolved_at_the_deadline_gets_the_message_redelivered(emulator: Emulator) -> None:
     RuntimeHarness(emulator_settings(emulator, safety_margin_ms=500))
     # The create commits, then its reply is lost after 1.6 s: past the 1.5 s deadline

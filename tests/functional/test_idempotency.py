@@ -208,3 +208,38 @@ def test_redis_down_degrades_to_tag_lookups(emulator: Emulator) -> None:
     assert first["results"][0]["code"] == 0
     assert again["results"][0]["snapshotId"] == first["results"][0]["snapshotId"]
     assert len(creates(emulator)) == 1
+
+
+@pytest.mark.slow
+def test_a_create_delayed_past_the_fresh_look_window_looks_again(emulator: Emulator) -> None:
+    # Two deliveries of one request race without Redis. B looks first, then its pacer
+    # holds its create of disk-aaaaaaa2 for 2.5 s; meanwhile A creates that disk's snapshot,
+    # which finishes (so CBS's one-CREATING-snapshot rule no longer protects it). B's look is
+    # stale by then (> FRESH_LOOK_SECONDS): it must look again and adopt A's snapshot.
+    emu = emulator
+    from cbsnap.snapshots import FRESH_LOOK_SECONDS
+
+    assert FRESH_LOOK_SECONDS < 2.5
+    event = firing({"disks": ["disk-aaaaaaa1", "disk-aaaaaaa2"]})
+    b_runtime = Runtime.from_settings(emulator_settings(emu, rate_limit=0.4), stream=io.StringIO())
+    a_runtime = Runtime.from_settings(emulator_settings(emu, rate_limit=0.0), stream=io.StringIO())
+    meta = RequestMeta(trigger="timer", request_key="timer/nightly/2026-11-28T02:00:00Z")
+    out: dict[str, Any] = {}
+
+    def deliver_b() -> None:
+        deadline = b_runtime.deadline_for(scf_context(timeout_ms=30_000))
+        out["b"] = b_runtime.run(json.loads(event["Message"]), meta, deadline)
+
+    thread = threading.Thread(target=deliver_b)
+    thread.start()
+    time.sleep(0.5)  # B has looked, created disk-aaaaaaa1 and waits for its next CreateSnapshot slot
+    a = a_runtime.run({"disks": ["disk-aaaaaaa2"]}, meta, a_runtime.deadline_for(scf_context()))
+    emu.advance(5)  # A's snapshot is NORMAL: a second create would now succeed
+    thread.join()
+
+    [mine] = owned_snapshots(emu, "disk-aaaaaaa2")
+    assert a.results[0].snapshotId == mine["SnapshotId"]
+    b_result = next(r for r in out["b"].results if r.storageId == "disk-aaaaaaa2")
+    assert b_result.code == 0 and b_result.snapshotId == mine["SnapshotId"]
+    creates = [c for c in emu.calls(action="CreateSnapshot") if c["params"]["DiskId"] == "disk-aaaaaaa2"]
+    assert len(creates) == 1
