@@ -33,6 +33,20 @@ def load_event(name: str) -> Any:
     return json.loads((EVENTS / name).read_text(encoding="utf-8"))
 
 
+def timer_event(document: Any, *, name: str = "t1", time: str = "2026-11-28T02:00:00Z") -> dict[str, Any]:
+    """An SCF timer event whose Message is ``document`` (JSON text as given, else serialised)."""
+    message = document if isinstance(document, str) else json.dumps(document)
+    return {"Type": "Timer", "TriggerName": name, "Time": time, "Message": message}
+
+
+def run_timer(document: Any, *, name: str = "t1", time: str = "2026-11-28T02:00:00Z") -> dict[str, Any]:
+    """Fire the timer handler once with ``document`` (the runtime installed by the test)."""
+    from handlers.timer import main_handler
+
+    response: dict[str, Any] = main_handler(timer_event(document, name=name, time=time), scf_context())
+    return response
+
+
 def scf_context(timeout_ms: int = 30_000) -> dict[str, Any]:
     """An SCF-shaped dict context."""
     return {

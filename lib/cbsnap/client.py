@@ -141,6 +141,16 @@ def make_sdk_client(settings: Settings, region: str) -> cbs_client.CbsClient:
     return cbs_client.CbsClient(make_credential(settings), region, make_profile(settings, "cbs"))
 
 
+def _tag_models(tags: Mapping[str, str]) -> list[Any]:
+    """SDK Tag models for a request's Tags.N."""
+    models = []
+    for key, value in tags.items():
+        tag = cbs_models.Tag()
+        tag.Key, tag.Value = key, value
+        models.append(tag)
+    return models
+
+
 def _tags(raw: Iterable[Any] | None) -> dict[str, str]:
     return {t.Key: t.Value for t in raw or () if t is not None and t.Key is not None}
 
@@ -356,11 +366,7 @@ class CbsApi(SignedApi):
         if expires_at is not None:
             req.Deadline = expires_at
         if tags:
-            req.Tags = []
-            for key, value in tags.items():
-                tag = cbs_models.Tag()
-                tag.Key, tag.Value = key, value
-                req.Tags.append(tag)
+            req.Tags = _tag_models(tags)
         resp = self._call("CreateSnapshot", req, deadline, retry_ambiguous=False, before_send=before_send)
         if not resp.SnapshotId:
             raise CloudError(
@@ -379,11 +385,7 @@ class CbsApi(SignedApi):
         req = cbs_models.CreateSnapshotGroupRequest()
         req.DiskIds = list(disk_ids)
         req.SnapshotGroupName = name
-        req.Tags = []
-        for key, value in tags.items():
-            tag = cbs_models.Tag()
-            tag.Key, tag.Value = key, value
-            req.Tags.append(tag)
+        req.Tags = _tag_models(tags)
         resp = self._call("CreateSnapshotGroup", req, deadline, retry_ambiguous=False)
         if not resp.SnapshotGroupId:
             raise CloudError(
@@ -396,25 +398,22 @@ class CbsApi(SignedApi):
 
     def snapshot_group_of(self, snapshot_id: str, deadline: Deadline) -> tuple[str, list[str]] | None:
         """The group holding ``snapshot_id``: ``(group ID, member snapshot IDs)``, or None."""
+        return self._one_group("snapshot-id", snapshot_id, deadline)
+
+    def snapshot_group_members(self, group_id: str, deadline: Deadline) -> list[str]:
+        """The member snapshot IDs of a snapshot group."""
+        found = self._one_group("snapshot-group-id", group_id, deadline)
+        return found[1] if found else []
+
+    def _one_group(self, filter_name: str, value: str, deadline: Deadline) -> tuple[str, list[str]] | None:
         req = cbs_models.DescribeSnapshotGroupsRequest()
         flt = cbs_models.Filter()
-        flt.Name, flt.Values = "snapshot-id", [snapshot_id]
+        flt.Name, flt.Values = filter_name, [value]
         req.Filters = [flt]
         resp = self._call("DescribeSnapshotGroups", req, deadline)
         for group in resp.SnapshotGroupSet or ():
             return str(group.SnapshotGroupId), list(group.SnapshotIdSet or [])
         return None
-
-    def snapshot_group_members(self, group_id: str, deadline: Deadline) -> list[str]:
-        """The member snapshot IDs of a snapshot group."""
-        req = cbs_models.DescribeSnapshotGroupsRequest()
-        flt = cbs_models.Filter()
-        flt.Name, flt.Values = "snapshot-group-id", [group_id]
-        req.Filters = [flt]
-        resp = self._call("DescribeSnapshotGroups", req, deadline)
-        for group in resp.SnapshotGroupSet or ():
-            return list(group.SnapshotIdSet or [])
-        return []
 
     def delete_snapshots(self, snapshot_ids: Sequence[str], deadline: Deadline) -> str | None:
         """DeleteSnapshots (all-or-nothing on the cloud side); returns the RequestId."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from types import ModuleType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar
 
 from aws_lambda_powertools import Logger
 
@@ -32,83 +32,60 @@ from cbsnap.settings import Settings, get_settings
 from cbsnap.sinks import DeliveryReport, LogSink, Redactor, RequestMeta, ResultSink, make_logger
 from cbsnap.snapshots import Outcome, SnapshotService
 
+A = TypeVar("A")
+
 if TYPE_CHECKING:
     from cbsnap.fanout import FanOut
     from cbsnap.notify import Notifier
     from cbsnap.tdmq import TdmqApi
 
 
-class ApiCache:
-    """One :class:`CbsApi` (one SDK client, one HTTP session) per region, built on first use."""
+class PerRegion(Generic[A]):
+    """One API client per region (one SDK client, one HTTP session), built on first use.
 
-    def __init__(
-        self,
-        settings: Settings,
-        limiter: RateLimiter,
-        *,
-        policy: RetryPolicy | None = None,
-        sleep: Sleep = time.sleep,
-    ) -> None:
-        self._settings = settings
-        self._limiter = limiter
-        self._policy = policy
-        self._sleep = sleep
-        self._apis: dict[str, CbsApi] = {}
+    Every client of a runtime shares its pacer and retry policy.
+    """
+
+    def __init__(self, build: Callable[[str], A]) -> None:
+        self._build = build
+        self._apis: dict[str, A] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, region: str) -> CbsApi:
+    def __call__(self, region: str) -> A:
         with self._lock:
             api = self._apis.get(region)
             if api is None:
-                api = CbsApi(
-                    make_sdk_client(self._settings, region),
-                    region=region,
-                    rate_limiter=self._limiter,
-                    policy=self._policy,
-                    sleep=self._sleep,
-                )
-                self._apis[region] = api
+                api = self._apis[region] = self._build(region)
             return api
 
 
-class TdmqApiCache:
-    """One :class:`~cbsnap.tdmq.TdmqApi` per region, built on the first message sent.
+def cbs_apis(
+    settings: Settings, limiter: RateLimiter, *, policy: RetryPolicy | None = None, sleep: Sleep = time.sleep
+) -> PerRegion[CbsApi]:
+    """The CBS client of each region."""
+    return PerRegion(
+        lambda region: CbsApi(
+            make_sdk_client(settings, region), region=region, rate_limiter=limiter, policy=policy, sleep=sleep
+        )
+    )
+
+
+def tdmq_apis(
+    settings: Settings, limiter: RateLimiter, *, policy: RetryPolicy | None = None, sleep: Sleep = time.sleep
+) -> PerRegion[TdmqApi]:
+    """The TDMQ (CMQ) client of each region, built on the first message sent.
 
     :mod:`cbsnap.tdmq` (and with it the TDMQ SDK, 1.3 MB of models) is imported
     only then, so invocations that send nothing to a queue don't pay for it.
-    Pacing and retries are the runtime's (same limiter, same policy as CBS).
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        limiter: RateLimiter,
-        *,
-        policy: RetryPolicy | None = None,
-        sleep: Sleep = time.sleep,
-    ) -> None:
-        self._settings = settings
-        self._limiter = limiter
-        self._policy = policy
-        self._sleep = sleep
-        self._apis: dict[str, TdmqApi] = {}
-        self._lock = threading.Lock()
+    def build(region: str) -> TdmqApi:
+        from cbsnap import tdmq  # lazy: keeps the TDMQ SDK out of the cold start
 
-    def __call__(self, region: str) -> TdmqApi:
-        with self._lock:
-            api = self._apis.get(region)
-            if api is None:
-                from cbsnap import tdmq  # lazy: keeps the TDMQ SDK out of the cold start
+        client = tdmq.make_tdmq_client(settings, region)
+        return tdmq.TdmqApi(client, region=region, rate_limiter=limiter, policy=policy, sleep=sleep)
 
-                api = tdmq.TdmqApi(
-                    tdmq.make_tdmq_client(self._settings, region),
-                    region=region,
-                    rate_limiter=self._limiter,
-                    policy=self._policy,
-                    sleep=self._sleep,
-                )
-                self._apis[region] = api
-            return api
+    return PerRegion(build)
 
 
 class Runtime:
@@ -163,7 +140,7 @@ class Runtime:
             ledger = redis_store.RedisLedger(client, ttl_seconds=int(horizon), sleep=sleep, clock=clock)
             if settings.rate_limit > 0:
                 limiter = redis_store.RedisRateLimiter(client, settings.rate_limit, clock=clock, sleep=sleep)
-        apis = ApiCache(settings, limiter, policy=policy, sleep=sleep)
+        apis = cbs_apis(settings, limiter, policy=policy, sleep=sleep)
         service = SnapshotService(
             apis,
             region=settings.region,
@@ -178,7 +155,7 @@ class Runtime:
         logger = make_logger(settings.service_name, redactor, stream=stream or sys.stdout)
         # Always present: a request may name a replyTo even when nothing is configured.
         # It costs nothing until a message is sent (the TDMQ client is built lazily).
-        tdmq = TdmqApiCache(settings, limiter, policy=policy, sleep=sleep)
+        tdmq = tdmq_apis(settings, limiter, policy=policy, sleep=sleep)
         fanout: FanOut | None = None
         if settings.fanout_queue or settings.fanout_topic:
             from cbsnap.fanout import FanOut, FanOutTarget

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cbsnap.emulator import Emulator
-from handlers.timer import main_handler
-from tests.conftest import RuntimeHarness, emulator_settings, owned_snapshots, scf_context
+from tests.conftest import RuntimeHarness, emulator_settings, owned_snapshots, run_timer
 
 
 def run(document: dict[str, Any]) -> dict[str, Any]:
-    event = {
-        "Type": "Timer",
-        "TriggerName": "x",
-        "Time": "2026-11-28T02:00:00Z",
-        "Message": json.dumps(document),
-    }
-    return main_handler(event, scf_context())
+    return run_timer(document, name="x")
 
 
 def sent_deadline(emulator: Emulator) -> str | None:

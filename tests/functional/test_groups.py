@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cbsnap.emulator import Emulator, Fault
-from handlers.timer import main_handler
-from tests.conftest import RuntimeHarness, scf_context
+from tests.conftest import RuntimeHarness, run_timer
 
 
 def run(document: dict[str, Any], time_: str = "2026-11-28T02:00:00Z") -> dict[str, Any]:
-    event = {"Type": "Timer", "TriggerName": "g", "Time": time_, "Message": json.dumps(document)}
-    return main_handler(event, scf_context())
+    return run_timer(document, name="g", time=time_)
 
 
 def test_disks_of_one_instance_share_one_group(emulator: Emulator, harness: RuntimeHarness) -> None:

@@ -7,7 +7,6 @@ and a randomized run over mixed owners, states, images, names and ages.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -20,8 +19,7 @@ from cbsnap.models import Retention
 from cbsnap.ownership import OWNER_TAG, OWNER_VALUE
 from cbsnap.runtime import set_runtime
 from cbsnap.scf import Deadline
-from handlers.timer import main_handler
-from tests.conftest import RuntimeHarness, emulator_settings, scf_context
+from tests.conftest import RuntimeHarness, emulator_settings, run_timer
 
 DAY = 86_400
 OWNED = {OWNER_TAG: OWNER_VALUE, "cbsnap:key": "k", "cbsnap:trigger": "timer/x"}
@@ -29,13 +27,7 @@ REGION = "ap-guangzhou"
 
 
 def run(document: dict[str, Any]) -> dict[str, Any]:
-    event = {
-        "Type": "Timer",
-        "TriggerName": "ret",
-        "Time": "2026-11-28T02:00:00Z",
-        "Message": json.dumps(document),
-    }
-    return main_handler(event, scf_context())
+    return run_timer(document, name="ret")
 
 
 def ids(emu: Emulator, disk_id: str) -> set[str]:

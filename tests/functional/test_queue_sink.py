@@ -18,7 +18,7 @@ from cbsnap.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, Fau
 from cbsnap.models import ReplyTo, SnapshotResult
 from cbsnap.pacing import NoRateLimit
 from cbsnap.queue_sink import MAX_MESSAGE_BYTES, QueueSink, build_messages
-from cbsnap.runtime import Runtime, TdmqApiCache, set_runtime
+from cbsnap.runtime import Runtime, set_runtime, tdmq_apis
 from cbsnap.scf import Deadline
 from cbsnap.settings import Settings
 from cbsnap.sinks import Redactor, RequestMeta, make_logger
@@ -269,7 +269,7 @@ def test_a_request_bigger_than_one_cmq_message_is_split_and_accepted(queues: Emu
     stream = io.StringIO()
     logger = make_logger("cbsnap", Redactor(settings.secrets()), stream=stream)
     sink = QueueSink(
-        TdmqApiCache(settings, NoRateLimit(), policy=FAST_POLICY),
+        tdmq_apis(settings, NoRateLimit(), policy=FAST_POLICY),
         region="ap-guangzhou",
         queue=QUEUE,
         logger=logger,

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cbsnap.emulator import Emulator
-from handlers.timer import main_handler
-from tests.conftest import RuntimeHarness, scf_context
+from tests.conftest import RuntimeHarness, run_timer
 
 
 def run(document: dict[str, Any]) -> dict[str, Any]:
-    event = {
-        "Type": "Timer",
-        "TriggerName": "sel",
-        "Time": "2026-11-28T02:00:00Z",
-        "Message": json.dumps(document),
-    }
-    return main_handler(event, scf_context())
+    return run_timer(document, name="sel")
 
 
 def created_disks(emulator: Emulator) -> list[str]:

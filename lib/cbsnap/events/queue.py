@@ -217,6 +217,13 @@ def parse_queue_event(event: Any) -> QueueEvent:
 # -- the batch's answer ----------------------------------------------------------------
 
 
+def _listed(message_ids: list[str]) -> str:
+    """The first ids and a count of the rest: an exception message stays readable."""
+    listed = ", ".join(message_ids[:_LISTED_IDS])
+    more = len(message_ids) - _LISTED_IDS
+    return listed + (f" and {more} more" if more > 0 else "")
+
+
 class MessagesNotAttempted(CbsnapError):
     """Raised after a batch when some messages had disks left unattempted: the
     invocation ran out of time, or the look for an earlier snapshot of the request
@@ -228,13 +235,9 @@ class MessagesNotAttempted(CbsnapError):
 
     def __init__(self, message_ids: list[str]) -> None:
         self.message_ids = list(message_ids)
-        listed = ", ".join(message_ids[:_LISTED_IDS])
-        more = len(message_ids) - _LISTED_IDS
-        if more > 0:
-            listed += f" and {more} more"
         super().__init__(
             f"{len(message_ids)} message(s) had disks left unattempted (out of time, or the idempotency "
-            f"lookup failed); failing the invocation so the platform redelivers them: {listed}"
+            f"lookup failed); failing the invocation so the platform redelivers them: {_listed(message_ids)}"
         )
 
 
@@ -257,13 +260,9 @@ class RechecksNotScheduled(CbsnapError):
 
     def __init__(self, message_ids: list[str]) -> None:
         self.message_ids = list(message_ids)
-        listed = ", ".join(message_ids[:_LISTED_IDS])
-        more = len(message_ids) - _LISTED_IDS
-        if more > 0:
-            listed += f" and {more} more"
         super().__init__(
             f"{len(message_ids)} completion re-check(s) could not schedule their next re-check; "
-            f"failing the invocation so the platform redelivers them: {listed}"
+            f"failing the invocation so the platform redelivers them: {_listed(message_ids)}"
         )
 
 
