@@ -243,3 +243,60 @@ def test_a_create_delayed_past_the_fresh_look_window_looks_again(emulator: Emula
     assert b_result.code == 0 and b_result.snapshotId == mine["SnapshotId"]
     creates = [c for c in emu.calls(action="CreateSnapshot") if c["params"]["DiskId"] == "disk-aaaaaaa2"]
     assert len(creates) == 1
+
+
+def _deliver_in_a_fresh_process(emulator: Emulator, event: dict[str, Any]) -> dict[str, Any]:
+    """One SCF-like cold start: a new interpreter, configured only through the environment."""
+    import os
+    import subprocess
+    import sys
+
+    from cbsnap.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CBSNAP_", "TENCENTCLOUD_"))}
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(ROOT)]),
+            "CBSNAP_ENDPOINT": emulator.url,
+            "TENCENTCLOUD_SECRETID": DEFAULT_SECRET_ID,
+            "TENCENTCLOUD_SECRETKEY": DEFAULT_SECRET_KEY,
+            "TENCENTCLOUD_REGION": "ap-guangzhou",
+        }
+    )
+    script = (
+        "import json, sys\n"
+        "from handlers.messages import main_handler\n"
+        "answer = main_handler(json.load(sys.stdin), {'time_limit_in_ms': 30000, 'request_id': 'r'})\n"
+        "sys.stderr.flush()\n"
+        "print('ANSWER ' + json.dumps(answer))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(event),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    [line] = [x for x in proc.stdout.splitlines() if x.startswith("ANSWER ")]
+    answer: dict[str, Any] = json.loads(line.removeprefix("ANSWER "))
+    return answer
+
+
+def test_a_cmq_message_redelivered_to_a_fresh_process_returns_the_same_snapshots(emulator: Emulator) -> None:
+    from tests.conftest import load_event
+
+    event = load_event("cmq.json")
+    first = _deliver_in_a_fresh_process(emulator, event)
+    assert first["results"] and all(r["code"] == 0 for r in first["results"])
+    emulator.advance(5)  # the snapshots finished; CBS would now accept a second one
+    emulator.reset_calls()
+
+    again = _deliver_in_a_fresh_process(emulator, event)
+
+    assert contract(again) == contract(first)
+    assert emulator.calls(action="CreateSnapshot") == []
+    for result in first["results"]:
+        assert len(owned_snapshots(emulator, result["storageId"])) == 1

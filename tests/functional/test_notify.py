@@ -487,6 +487,14 @@ SCRIPT = re.search(
 )
 
 
+def test_the_readme_carries_the_same_pre_deploy_script() -> None:
+    assert SCRIPT is not None
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "```bash\n" + SCRIPT.group(1) + "```" in readme, (
+        "README's pre-deploy block drifted from docs/pre-deploy.md"
+    )
+
+
 class Gateway:
     """API Gateway on loopback: real HTTP in, the documented event shape to the webhook handler,
     its integrated response back out. Waits move the emulator's clock (``Cloud.sleep``)."""
