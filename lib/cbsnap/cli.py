@@ -160,25 +160,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _watch_progress(
     api: Any, snapshot_ids: list[str], out: Any, *, timeout: float, deadline_cls: Any
 ) -> None:
+    """Poll DescribeSnapshots until every snapshot is NORMAL: bars redrawn in place on a
+    terminal, one compact line per poll otherwise (logs, CI), the bars again at the end."""
     tty = out.isatty()
     started = time.monotonic()
     drawn = 0
     while True:
         _, snaps = api.describe_snapshots(deadline_cls.after(10), snapshot_ids=snapshot_ids)
-        lines = [f"  {s.snapshot_id}  {s.disk_id}  {s.state:<9} {_bar(s.percent)}" for s in snaps]
-        if tty and drawn:
-            out.write(f"\x1b[{drawn}F")
-        if tty or all(s.state == "NORMAL" for s in snaps) or time.monotonic() - started > timeout:
-            out.write("\n".join(lines) + "\n")
-            drawn = len(lines)
-        elif not drawn or int(time.monotonic() - started) % 2 == 0:
+        done = all(s.state == "NORMAL" for s in snaps)
+        timed_out = time.monotonic() - started > timeout
+        if tty or done or timed_out:
+            if drawn:
+                out.write(f"\x1b[{drawn}F")  # back to the first bar: redraw in place
+            out.write(
+                "".join(f"  {s.snapshot_id}  {s.disk_id}  {s.state:<9} {_bar(s.percent)}\n" for s in snaps)
+            )
+            drawn = len(snaps) if tty else 0
+        else:
             out.write(" | ".join(f"{s.snapshot_id} {s.percent}%" for s in snaps) + "\n")
         out.flush()
-        if all(s.state == "NORMAL" for s in snaps):
-            out.write("All snapshots are NORMAL.\n")
-            return
-        if time.monotonic() - started > timeout:
-            out.write("Gave up waiting for the snapshots to finish.\n")
+        if done or timed_out:
+            out.write(
+                "All snapshots are NORMAL.\n" if done else "Gave up waiting for the snapshots to finish.\n"
+            )
             return
         time.sleep(0.5)
 
