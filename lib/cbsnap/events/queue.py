@@ -115,18 +115,25 @@ def _malformed(source: str, where: str, problem: str, message_id: str | None = N
     )
 
 
+def _message(source: str, msg_id: str, topic: str | None, body: Any, where: str) -> QueueMessage:
+    """A message with a usable id; its body decoded, or the problem named with ``where``."""
+    document, problem = _decode_body(body)
+    return QueueMessage(
+        source=source,
+        message_id=msg_id,
+        request_key=f"{source}/{msg_id}",
+        topic=topic,
+        document=document,
+        problem=f"{where}: {problem}" if problem else None,
+    )
+
+
 def _cmq(record: Mapping[str, Any], where: str) -> QueueMessage:
     msg_id = _text_id(record.get("msgId"))
     if msg_id is None:
         return _malformed("cmq", where, "the CMQ record has no usable msgId")
-    document, problem = _decode_body(record.get("msgBody"))
-    return QueueMessage(
-        source="cmq",
-        message_id=msg_id,
-        request_key=f"cmq/{msg_id}",
-        topic=_topic(record.get("topicName")),
-        document=document,
-        problem=f"{where} (msgId {msg_id}): {problem}" if problem else None,
+    return _message(
+        "cmq", msg_id, _topic(record.get("topicName")), record.get("msgBody"), f"{where} (msgId {msg_id})"
     )
 
 
@@ -136,15 +143,7 @@ def _ckafka(record: Mapping[str, Any], where: str) -> QueueMessage:
     if topic is None or partition is None or offset is None:
         return _malformed("ckafka", where, "the Ckafka record needs topic, partition and offset")
     msg_id = f"{topic}/{partition}/{offset}"
-    document, problem = _decode_body(record.get("msgBody"))
-    return QueueMessage(
-        source="ckafka",
-        message_id=msg_id,
-        request_key=f"ckafka/{msg_id}",
-        topic=topic,
-        document=document,
-        problem=f"{where} ({msg_id}): {problem}" if problem else None,
-    )
+    return _message("ckafka", msg_id, topic, record.get("msgBody"), f"{where} ({msg_id})")
 
 
 def _tdmq(event: Mapping[str, Any]) -> QueueMessage:
@@ -156,14 +155,8 @@ def _tdmq(event: Mapping[str, Any]) -> QueueMessage:
     msg_id = _text_id(data.get("msgId"))
     if msg_id is None:
         return _malformed("tdmq", where, "the TDMQ message has no usable data.msgId", event_id)
-    document, problem = _decode_body(data.get("msgBody"))
-    return QueueMessage(
-        source="tdmq",
-        message_id=msg_id,
-        request_key=f"tdmq/{msg_id}",
-        topic=_topic(data.get("topic")),
-        document=document,
-        problem=f"{where} (msgId {msg_id}): {problem}" if problem else None,
+    return _message(
+        "tdmq", msg_id, _topic(data.get("topic")), data.get("msgBody"), f"{where} (msgId {msg_id})"
     )
 
 
