@@ -20,7 +20,7 @@ from common import LIB, clean_env
 
 
 class EmulatorProcess:
-    """``python -m cbsnap.emulator --empty --port 0`` with the given limit and latency."""
+    """``python -m cbsnap_emulator --empty --port 0`` with the given limit and latency."""
 
     def __init__(self, *, rate_limit: float, latency: float, rng_seed: int = 1) -> None:
         self.rate_limit = rate_limit
@@ -32,7 +32,7 @@ class EmulatorProcess:
     def start(self) -> EmulatorProcess:
         """Start the server and wait for its endpoint line."""
         cmd = [
-            sys.executable, "-m", "cbsnap.emulator", "--port", "0", "--empty",
+            sys.executable, "-m", "cbsnap_emulator", "--port", "0", "--empty",
             "--rate-limit", str(self.rate_limit), "--latency", str(self.latency),
             "--creation-seconds", "3", "--rng-seed", str(self._rng_seed),
         ]  # fmt: skip

@@ -25,7 +25,7 @@ API_LATENCY = 0.2
 def _credentials() -> dict[str, str]:
     if str(LIB) not in sys.path:
         sys.path.insert(0, str(LIB))
-    from cbsnap.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
+    from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
 
     return {"TENCENTCLOUD_SECRETID": DEFAULT_SECRET_ID, "TENCENTCLOUD_SECRETKEY": DEFAULT_SECRET_KEY}
 

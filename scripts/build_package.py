@@ -4,7 +4,8 @@
 Layout of the zip (SCF imports ``file.function`` from the zip root):
 
 * ``timer.py``, ``messages.py``, ``webhook.py`` … — every ``handlers/*.py`` but ``__init__.py``;
-* ``cbsnap/`` — ``lib/cbsnap`` without ``emulator/`` (dev/test only) and ``cli.py`` (a local tool);
+* ``cbsnap/`` — ``lib/cbsnap``, the product package (the emulator and the CLI are separate
+  packages, ``cbsnap_emulator`` and ``cbsnap_cli``, and never ship);
 * the runtime dependencies of ``pyproject.toml`` at the versions pinned in ``constraints.txt``,
   installed from manylinux2014 x86_64 wheels for CPython 3.10 (``pip install --platform … --target``):
   no sdists, nothing built on this machine, no dev tools;
@@ -40,8 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PLATFORM = "manylinux2014_x86_64"
 PYTHON_VERSION = "3.10"
-EXCLUDED_PACKAGE_PARTS = {"emulator", "__pycache__"}
-EXCLUDED_PACKAGE_FILES = {"cli.py", "__main__.py"}
+EXCLUDED_PACKAGE_PARTS = {"__pycache__"}
+EXCLUDED_PACKAGE_FILES: set[str] = set()
 # Dead weight in the dependencies, removed: powertools' Swagger UI assets (1.7 MB of JS/CSS, served
 # only by its OpenAPI event handler, which cbsnap does not use) and the SDK's asyncio clients
 # (cbsnap uses the synchronous ones; they are referenced only by one another). The build fails if
@@ -91,7 +92,18 @@ PRUNED_LAZY_IMPORTERS = {
 # dist-info files pip writes for its own bookkeeping; nothing reads them at run time.
 DIST_INFO_JUNK = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-FORBIDDEN_TOP_LEVEL = ("boto3", "botocore", "pytest", "_pytest", "hypothesis", "mypy", "ruff", "tests")
+FORBIDDEN_TOP_LEVEL = (
+    "boto3",
+    "botocore",
+    "pytest",
+    "_pytest",
+    "hypothesis",
+    "mypy",
+    "ruff",
+    "tests",
+    "cbsnap_emulator",
+    "cbsnap_cli",
+)
 MB = 1024 * 1024
 
 
@@ -328,8 +340,8 @@ def check_contents(source: Path) -> None:
     """No dev-only code in the package."""
     tops = {p.name.split(".")[0].split("-")[0] for p in source.iterdir()}
     bad = sorted(t for t in tops if t in FORBIDDEN_TOP_LEVEL)
-    if bad or (source / "cbsnap" / "emulator").exists():
-        raise SystemExit(f"dev-only code in the package: {bad or ['cbsnap/emulator']}")
+    if bad:
+        raise SystemExit(f"dev-only code in the package: {bad}")
 
 
 def sizes_by_top_level(source: Path) -> list[tuple[str, int]]:

@@ -17,9 +17,9 @@ import pytest
 from pydantic import SecretStr
 
 from cbsnap.client import RetryPolicy
-from cbsnap.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, load_seed
 from cbsnap.runtime import Runtime, set_runtime
 from cbsnap.settings import Endpoint, Settings
+from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, load_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"

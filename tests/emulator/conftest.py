@@ -21,7 +21,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.tdmq.v20200217 import models as tdmq_models
 from tencentcloud.tdmq.v20200217 import tdmq_client
 
-from cbsnap.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator
+from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator
 
 
 class Sdk:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from cbsnap.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, Fault, load_seed
+from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, Fault, load_seed
 
 
 def test_admin_state_and_calls(emulator: Emulator, sdk: Any, admin: Any) -> None:
@@ -197,15 +197,15 @@ def test_add_disk_validation(emulator: Emulator) -> None:
 
 
 def test_cli_serves_until_interrupted(tmp_path: Path) -> None:
-    import cbsnap.emulator
+    import cbsnap_emulator
 
-    lib = str(Path(cbsnap.emulator.__file__).resolve().parents[2])
+    lib = str(Path(cbsnap_emulator.__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([lib, os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "cbsnap.emulator",
+            "cbsnap_emulator",
             "--port",
             "0",
             "--creation-seconds",
@@ -236,7 +236,7 @@ def test_cli_serves_until_interrupted(tmp_path: Path) -> None:
 
 
 def test_cli_reports_bad_seed(tmp_path: Path) -> None:
-    from cbsnap.emulator.cli import main
+    from cbsnap_emulator.cli import main
 
     bad = tmp_path / "bad.json"
     bad.write_text("[]")

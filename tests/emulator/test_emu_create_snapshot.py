@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cbsnap.emulator import Emulator
+from cbsnap_emulator import Emulator
 
 
 def _iso(emu: Emulator, seconds_from_now: float) -> str:

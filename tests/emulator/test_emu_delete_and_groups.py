@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cbsnap.emulator import Emulator
+from cbsnap_emulator import Emulator
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_snapshot_group_applies_per_disk_checks_atomically(
 
 
 def test_default_seed_group_on_shared_instance(make_sdk: Any) -> None:
-    from cbsnap.emulator import load_seed
+    from cbsnap_emulator import load_seed
 
     with Emulator(load_seed(None)) as emu:
         client = make_sdk(emu)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cbsnap.emulator import Emulator
+from cbsnap_emulator import Emulator
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-from cbsnap.emulator import Emulator, Fault
+from cbsnap_emulator import Emulator, Fault
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_sdk_timeout_against_latency(emulator: Emulator) -> None:
     from tencentcloud.common.profile.client_profile import ClientProfile
     from tencentcloud.common.profile.http_profile import HttpProfile
 
-    from cbsnap.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
+    from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
 
     emulator.set_latency(0.5)
     profile = ClientProfile(

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-from cbsnap.emulator import Emulator
-from cbsnap.emulator import signature as tc3
+from cbsnap_emulator import Emulator
+from cbsnap_emulator import signature as tc3
 
 # tencent-facts.md 2.2 (computed with the SDK's Sign.sign_tc3 and Tencent's demo; 7019a55b… is in the docs)
 VECTOR_KEY = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cbsnap.emulator.ratelimit import RateLimiter, TokenBucket
+from cbsnap_emulator.ratelimit import RateLimiter, TokenBucket
 
 
 class FakeClock:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-from cbsnap.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator
-from cbsnap.emulator.signature import authorization_header
+from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator
+from cbsnap_emulator.signature import authorization_header
 
 EXAMPLES = Path("/work/shared/reference/events-from-docs/cbs_official_examples_from_tccli.json")
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from cbsnap.emulator import Emulator, Fault
 from cbsnap.events.apigw import parse_apigw_event
 from cbsnap.events.queue import MessagesNotAttempted
 from cbsnap.webauth import auth_headers, signing_payload
+from cbsnap_emulator import Emulator, Fault
 from handlers import messages as messages_handler
 from handlers import timer as timer_handler
 from handlers import webhook as webhook_handler

@@ -15,7 +15,7 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
     for name in ("CBSNAP_ENDPOINT", "TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY"):
         env.pop(name, None)
     return subprocess.run(
-        [sys.executable, "-m", "cbsnap.cli", *args],
+        [sys.executable, "-m", "cbsnap_cli.main", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from cbsnap.emulator import Emulator
+from cbsnap_emulator import Emulator
 from tests.conftest import RuntimeHarness, emulator_settings, owned_snapshots, run_timer
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from cbsnap.emulator import Emulator
-from cbsnap.emulator.runner import drain
 from cbsnap.fanout import chunk_key
+from cbsnap_emulator import Emulator
+from cbsnap_emulator.runner import drain
 from handlers.messages import main_handler as messages_handler
 from handlers.timer import main_handler as timer_handler
 from tests.conftest import RuntimeHarness, emulator_settings, scf_context

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cbsnap.emulator import Emulator, Fault
+from cbsnap_emulator import Emulator, Fault
 from tests.conftest import RuntimeHarness, run_timer
 
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from cbsnap.emulator import Emulator, Fault
 from cbsnap.ownership import KEY_TAG, disk_key
 from cbsnap.runtime import Runtime
 from cbsnap.sinks import RequestMeta
+from cbsnap_emulator import Emulator, Fault
 from handlers.timer import main_handler
 from tests.conftest import RuntimeHarness, emulator_settings, owned_snapshots, scf_context
 
@@ -251,7 +251,7 @@ def _deliver_in_a_fresh_process(emulator: Emulator, event: dict[str, Any]) -> di
     import subprocess
     import sys
 
-    from cbsnap.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
+    from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
     from tests.conftest import ROOT
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CBSNAP_", "TENCENTCLOUD_"))}

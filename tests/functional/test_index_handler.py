@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cbsnap.emulator import Emulator
+from cbsnap_emulator import Emulator
 from handlers.index import main_handler, route
 from tests.conftest import EVENTS, RuntimeHarness, load_event, scf_context
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from cbsnap.emulator import Emulator, Fault, load_seed
 from cbsnap.janitor import DRY_RUN_MESSAGE, DiskScope, Janitor
 from cbsnap.models import Retention
 from cbsnap.ownership import OWNER_TAG, OWNER_VALUE
 from cbsnap.runtime import set_runtime
 from cbsnap.scf import Deadline
+from cbsnap_emulator import Emulator, Fault, load_seed
 from tests.conftest import RuntimeHarness, emulator_settings, run_timer
 
 DAY = 86_400

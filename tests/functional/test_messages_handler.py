@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from cbsnap.emulator import Emulator, Fault
 from cbsnap.events.queue import MessagesNotAttempted
 from cbsnap.ownership import TRIGGER_TAG
+from cbsnap_emulator import Emulator, Fault
 from handlers.messages import main_handler
 from tests.conftest import RuntimeHarness, emulator_settings, load_event, owned_snapshots, scf_context
 from tests.unit.test_queue_events import CKAFKA_DOC, CMQ_DOC, TDMQ_DOC, with_bodies

@@ -30,13 +30,13 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from pydantic import SecretStr
 
-from cbsnap.emulator import Emulator, Fault, load_seed
-from cbsnap.emulator.runner import DrainReport, cmq_event, drain
 from cbsnap.events.queue import RECHECK_FIELD, RechecksNotScheduled, is_recheck
 from cbsnap.notify import event_id, parse_recheck
 from cbsnap.runtime import Runtime, set_runtime
 from cbsnap.scf import Deadline
 from cbsnap.webhook import handle_webhook
+from cbsnap_emulator import Emulator, Fault, load_seed
+from cbsnap_emulator.runner import DrainReport, cmq_event, drain
 from handlers.messages import main_handler as messages_handler
 from handlers.timer import main_handler as timer_handler
 from tests.conftest import DISKS, FAST_POLICY, ROOT, emulator_settings, owned_snapshots, scf_context
@@ -569,7 +569,7 @@ def run_script(
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     cbsnap = bin_dir / "cbsnap"  # the console script, as `pip install` would make it
-    cbsnap.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cbsnap.cli "$@"\n', encoding="utf-8")
+    cbsnap.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cbsnap_cli.main "$@"\n', encoding="utf-8")
     cbsnap.chmod(0o755)
     environment = {
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cbsnap.emulator import Emulator
+from cbsnap_emulator import Emulator
 from tests.conftest import RuntimeHarness, run_timer
 
 MUTATING = ("CreateSnapshot", "DeleteSnapshots", "CreateSnapshotGroup", "SendCmqMsg", "PublishCmqMsg")

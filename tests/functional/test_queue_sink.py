@@ -14,7 +14,6 @@ import pytest
 from pydantic import SecretStr
 
 from cbsnap.codes import SeedCode
-from cbsnap.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, Fault
 from cbsnap.models import ReplyTo, SnapshotResult
 from cbsnap.pacing import NoRateLimit
 from cbsnap.queue_sink import MAX_MESSAGE_BYTES, QueueSink, build_messages
@@ -22,6 +21,7 @@ from cbsnap.runtime import Runtime, set_runtime, tdmq_apis
 from cbsnap.scf import Deadline
 from cbsnap.settings import Settings
 from cbsnap.sinks import Redactor, RequestMeta, make_logger
+from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, Fault
 from handlers.timer import main_handler
 from tests.conftest import FAST_POLICY, ROOT, RuntimeHarness, emulator_settings, scf_context
 from tests.functional.test_timer_handler import timer_event

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cbsnap.emulator import Emulator
+from cbsnap_emulator import Emulator
 from tests.conftest import RuntimeHarness, run_timer
 
 
@@ -99,7 +99,7 @@ def test_selector_that_matches_nothing_and_an_empty_selector(
 def test_selector_failure_in_one_region_is_reported_the_other_proceeds(
     emulator: Emulator, harness: RuntimeHarness
 ) -> None:
-    from cbsnap.emulator import Fault
+    from cbsnap_emulator import Fault
 
     gz = emulator.add_disks(2, tags={"t": "1"})
     emulator.add_fault(Fault(action="DescribeDisks", code="UnauthorizedOperation", region="ap-shanghai"))

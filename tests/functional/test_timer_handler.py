@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from cbsnap.emulator import Emulator, Fault
 from cbsnap.ownership import KEY_TAG, OWNER_TAG, TRIGGER_TAG
+from cbsnap_emulator import Emulator, Fault
 from handlers.timer import main_handler
 from tests.conftest import RuntimeHarness, emulator_settings, load_event, owned_snapshots, scf_context
 

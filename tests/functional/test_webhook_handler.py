@@ -17,15 +17,15 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from pydantic import SecretStr
 
-from cbsnap.cli import main as cli_main
 from cbsnap.codes import SeedCode
-from cbsnap.emulator import Emulator, Fault
 from cbsnap.events.apigw import parse_apigw_event
 from cbsnap.models import SnapshotResult
 from cbsnap.runtime import set_runtime
 from cbsnap.snapshots import NOT_ATTEMPTED, Outcome
 from cbsnap.webauth import auth_headers, signing_payload
 from cbsnap.webhook import outcome_response, status_for
+from cbsnap_cli.main import main as cli_main
+from cbsnap_emulator import Emulator, Fault
 from handlers.webhook import main_handler
 from tests.conftest import RuntimeHarness, emulator_settings, load_event, owned_snapshots, scf_context
 

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
 
-from cbsnap.emulator import Emulator, load_seed
 from cbsnap.runtime import set_runtime
+from cbsnap_emulator import Emulator, load_seed
 from tests.conftest import RuntimeHarness, emulator_settings
 
 WEBHOOK_SECRET = "fuzz-webhook-secret-0123456789"

@@ -33,12 +33,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cbsnap.codes import SeedCode
-from cbsnap.emulator import Emulator
 from cbsnap.events.apigw import parse_apigw_event
 from cbsnap.events.queue import MessagesNotAttempted
 from cbsnap.models import SNAPSHOT_ID_RE
 from cbsnap.ownership import KEY_TAG, disk_key
 from cbsnap.webauth import SIGNATURE_HEADER, TIMESTAMP_HEADER, auth_headers, signing_payload
+from cbsnap_emulator import Emulator
 from handlers import messages as messages_handler
 from handlers import timer as timer_handler
 from handlers import webhook as webhook_handler

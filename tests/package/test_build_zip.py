@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from cbsnap.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, load_seed
+from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, load_seed
 from tests.conftest import DISKS, ROOT
 
 pytestmark = pytest.mark.slow
@@ -115,7 +115,8 @@ def test_the_zip_has_the_handlers_at_its_root_and_no_dev_code(package: Package) 
     for handler in handler_strings():
         assert f"{handler.split('.')[0]}.py" in roots
     assert {"timer.py", "messages.py", "webhook.py", "cbsnap"} <= roots
-    assert "handlers" not in roots and "cbsnap/cli.py" not in names
+    assert "handlers" not in roots
+    assert "cbsnap_cli" not in roots and "cbsnap_emulator" not in roots
     assert not {r.removesuffix(".py") for r in roots} & FORBIDDEN_TOP_LEVEL
     assert not [n for n in names if FORBIDDEN_DIRS & set(n.split("/")[:-1])]
     assert not [n for n in names if n.endswith(".pyc") and ".cpython-310." not in n]

@@ -56,8 +56,8 @@ for _path in (str(ROOT / "lib"), str(ROOT)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from cbsnap.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, Fault  # noqa: E402
 from cbsnap.ownership import KEY_TAG, disk_key  # noqa: E402
+from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, Fault  # noqa: E402
 
 # Entries that fail validation (9003) and must never reach the API.
 INVALID_ENTRIES = ("disk-NOT-VALID", "disk-short", {"storageId": "disk-UPPER001"}, 42)

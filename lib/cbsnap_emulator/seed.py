@@ -62,7 +62,7 @@ def load_seed(path: str | PathLike[str] | None = None) -> dict[str, Any]:
     Raises ValueError if the file is not a JSON object with only the known top-level keys.
     """
     if path is None:
-        text = resources.files("cbsnap.emulator").joinpath("default_seed.json").read_text(encoding="utf-8")
+        text = resources.files("cbsnap_emulator").joinpath("default_seed.json").read_text(encoding="utf-8")
     else:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()

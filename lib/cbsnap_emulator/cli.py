@@ -16,7 +16,7 @@ from .seed import load_seed
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m cbsnap.emulator",
+        prog="python -m cbsnap_emulator",
         description="Local Tencent Cloud CBS + TDMQ CMQ API emulator for cbsnap.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

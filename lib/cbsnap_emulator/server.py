@@ -23,7 +23,7 @@ from .errors import ApiError
 from .gateway import ApiReply, ApiRequest, envelope
 from .params import MAX_BODY_BYTES
 
-log = logging.getLogger("cbsnap.emulator")
+log = logging.getLogger("cbsnap_emulator")
 
 ADMIN_PREFIX = "/_emulator/"
 AdminHandler = Callable[[str, str, str, bytes], tuple[int, Any]]

@@ -33,7 +33,7 @@ from .signature import MalformedAuthorization, parse_authorization
 from .state import State
 from .tdmq_actions import TDMQ_ACTIONS
 
-log = logging.getLogger("cbsnap.emulator")
+log = logging.getLogger("cbsnap_emulator")
 
 # service (credential scope) -> (API version, actions)
 SERVICES: dict[str, tuple[str, dict[str, Handler]]] = {

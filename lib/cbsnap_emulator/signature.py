@@ -1,6 +1,6 @@
 """TC3-HMAC-SHA256 (API 3.0 signature v3), computed the way Tencent's servers verify it.
 
-Pure functions over strings and bytes; :mod:`cbsnap.emulator.auth` applies them to a request.
+Pure functions over strings and bytes; :mod:`cbsnap_emulator.auth` applies them to a request.
 The recipe follows tencent-facts.md section 2.2 and Tencent's signature-process demo: canonical header
 values are lower-cased and trimmed (the official demo signs ``x-tc-action:describeinstances``), the
 SignedHeaders list is whatever the client declared, and the scope date is the UTC date of the timestamp.

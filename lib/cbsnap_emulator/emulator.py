@@ -70,7 +70,7 @@ class Emulator:
     Parameters
     ----------
     seed:
-        Initial state (see :func:`cbsnap.emulator.load_seed`); its ``settings`` apply unless the
+        Initial state (see :func:`cbsnap_emulator.load_seed`); its ``settings`` apply unless the
         corresponding argument is given.
     host, port:
         Where :meth:`start` listens; port 0 picks a free one.

@@ -17,8 +17,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cbsnap.emulator import Emulator
     from cbsnap.settings import Settings
+    from cbsnap_emulator import Emulator
 
 HANDLERS = ("timer", "messages", "webhook")
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,8 +47,8 @@ def _emulator_settings(emulator: Emulator, base: Settings | None = None) -> Sett
     """Settings that point every API call at ``emulator`` with its credentials."""
     from pydantic import SecretStr
 
-    from cbsnap.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
     from cbsnap.settings import Endpoint, Settings
+    from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
 
     base = base or Settings.from_env({})
     return base.model_copy(
@@ -84,7 +84,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     event = json.loads(Path(args.event).read_text(encoding="utf-8"))
     handler = load_handler(args.handler)
     if args.emulator:
-        from cbsnap.emulator import Emulator, load_seed
+        from cbsnap_emulator import Emulator, load_seed
 
         with Emulator(load_seed(args.seed)) as emu:
             set_runtime(
@@ -122,9 +122,9 @@ def _bar(percent: int, width: int = 30) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Emulator + timer handler + snapshot progress, end to end on this machine."""
-    from cbsnap.emulator import Emulator, load_seed
     from cbsnap.runtime import Runtime, set_runtime
     from cbsnap.scf import Deadline
+    from cbsnap_emulator import Emulator, load_seed
 
     event_path = Path(args.event) if args.event else _REPO_ROOT / "events" / "timer.json"
     event = json.loads(event_path.read_text(encoding="utf-8"))
@@ -215,7 +215,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return outcome.to_response()
 
     if args.emulator:
-        from cbsnap.emulator import Emulator, load_seed
+        from cbsnap_emulator import Emulator, load_seed
 
         with Emulator(load_seed(args.seed)) as emu:
             response = run(_emulator_settings(emu, Settings.from_env()))
@@ -231,9 +231,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_drain(args: argparse.Namespace) -> int:
     """Feed a running emulator's queue to the message handler, as SCF's CMQ trigger would."""
-    from cbsnap.emulator.runner import drain, http_receive
     from cbsnap.runtime import Runtime, set_runtime
     from cbsnap.settings import Settings
+    from cbsnap_emulator.runner import drain, http_receive
 
     set_runtime(Runtime.from_settings(Settings.from_env(), stream=sys.stderr))
     report = drain(http_receive(args.emulator_url, args.queue), load_handler("messages"), queue=args.queue)
@@ -251,8 +251,8 @@ def cmd_drain(args: argparse.Namespace) -> int:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    """Serve the CBS/TDMQ API emulator (pass-through to ``python -m cbsnap.emulator``)."""
-    from cbsnap.emulator.cli import main as emulator_main
+    """Serve the CBS/TDMQ API emulator (pass-through to ``python -m cbsnap_emulator``)."""
+    from cbsnap_emulator.cli import main as emulator_main
 
     return emulator_main(args.rest)
 

@@ -1,4 +1,4 @@
-"""``python -m cbsnap.emulator``: run the emulator in the foreground."""
+"""``python -m cbsnap_emulator``: run the emulator in the foreground."""
 
 from __future__ import annotations
 
