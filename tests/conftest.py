@@ -47,6 +47,22 @@ def run_timer(document: Any, *, name: str = "t1", time: str = "2026-11-28T02:00:
     return response
 
 
+def answer(handler: Any, event: Any, context: Any = None) -> tuple[dict[str, Any], bool]:
+    """A handler's response, and whether it asked the platform for a redelivery.
+
+    A handler with unfinished disks raises :class:`~cbsnap.errors.RedeliveryRequested`
+    after logging every result; the exception carries the response SCF would discard.
+    """
+    from cbsnap.errors import RedeliveryRequested
+
+    try:
+        response: dict[str, Any] = handler(event, scf_context() if context is None else context)
+    except RedeliveryRequested as exc:
+        assert exc.response is not None, "a redelivery request carries the results"
+        return exc.response, True
+    return response, False
+
+
 def scf_context(timeout_ms: int = 30_000) -> dict[str, Any]:
     """An SCF-shaped dict context."""
     return {

@@ -19,18 +19,29 @@ Retries follow the call's nature:
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tencentcloud.cbs.v20170312 import cbs_client
 from tencentcloud.cbs.v20170312 import models as cbs_models
 from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.http.request import ProxyConnection
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
+from cbsnap.cbs import (
+    DESCRIBE_DISKS_MAX_IDS,
+    DESCRIBE_SNAPSHOTS_MAX_DISKS,
+    MAX_PAGES,
+    PAGE_LIMIT,
+    CreatedSnapshot,
+    DiskInfo,
+    SnapshotInfo,
+)
 from cbsnap.errors import CloudError, ConfigurationError, DeadlineReached
 from cbsnap.pacing import RateLimiter, Sleep
 from cbsnap.scf import Deadline
@@ -38,12 +49,42 @@ from cbsnap.settings import Settings
 
 T = TypeVar("T")
 
-DESCRIBE_DISKS_MAX_IDS = 100  # DiskIds per DescribeDisks call (Limit max)
-DESCRIBE_SNAPSHOTS_MAX_DISKS = 10  # values of the disk-id filter per call
-PAGE_LIMIT = 100
-# A cap on paging, as cloud-custodian's Tencent provider keeps one: a selector
-# matching more than 100,000 disks is a mistake, not a workload.
-MAX_PAGES = 1000
+# A call is not started with less time than this left: it could not get an answer back.
+MIN_CALL_SECONDS = 0.05
+# The time left to the current call's deadline, per thread (see _DeadlineBoundConnection).
+_call_budget = threading.local()
+
+
+class _DeadlineBoundConnection(ProxyConnection):  # type: ignore[misc]
+    """The SDK's HTTP connection with each request's timeout capped by the time left.
+
+    The SDK reads one fixed ``timeout`` per client, and one client serves several worker
+    threads; a request sent near the deadline with the full timeout would outlive the
+    invocation (SCF kills it, and every result is lost). ``timeout`` becomes a property:
+    the configured value, or the calling thread's budget (set by :meth:`SignedApi._call`)
+    when that is smaller. Never instantiated: :func:`bound_to_deadline` swaps it onto
+    the SDK's own connection object.
+    """
+
+    @property
+    def timeout(self) -> float:
+        configured = float(self.__dict__["_configured_timeout"])
+        budget = getattr(_call_budget, "seconds", None)
+        return configured if budget is None else max(min(configured, budget), MIN_CALL_SECONDS)
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self.__dict__["_configured_timeout"] = value
+
+
+def bound_to_deadline(sdk: Any) -> Any:
+    """Make ``sdk``'s requests honour the calling thread's deadline (see above); returns ``sdk``."""
+    conn = getattr(getattr(sdk, "request", None), "conn", None)
+    if isinstance(conn, ProxyConnection) and not isinstance(conn, _DeadlineBoundConnection):
+        configured = conn.__dict__.pop("timeout", 60)
+        conn.__class__ = _DeadlineBoundConnection
+        conn.timeout = configured
+    return sdk
 
 
 @dataclass(frozen=True)
@@ -65,44 +106,6 @@ class RetryPolicy:
         )
         ceiling: float = min(cap, base * 2.0 ** max(failures - 1, 0))
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
-@dataclass(frozen=True)
-class DiskInfo:
-    """What cbsnap needs to know about a disk (from DescribeDisks)."""
-
-    disk_id: str
-    snapshot_ability: bool
-    state: str
-    instance_id: str | None
-    zone: str | None
-    snapshot_count: int
-    tags: Mapping[str, str] = field(default_factory=dict)
-    encrypted: bool = False
-    shareable: bool = False
-
-
-@dataclass(frozen=True)
-class SnapshotInfo:
-    """What cbsnap needs to know about a snapshot (from DescribeSnapshots)."""
-
-    snapshot_id: str
-    disk_id: str
-    state: str
-    percent: int
-    name: str
-    create_time: str
-    deadline_time: str | None
-    image_count: int
-    tags: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CreatedSnapshot:
-    """A successful CreateSnapshot: the snapshot ID and the call's RequestId."""
-
-    snapshot_id: str
-    request_id: str | None
 
 
 def make_credential(settings: Settings) -> credential.Credential:
@@ -208,7 +211,7 @@ class SignedApi:
         sleep: Sleep = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self._sdk = sdk
+        self._sdk = bound_to_deadline(sdk)
         self.region = region
         self._limiter = rate_limiter
         self._policy = policy or RetryPolicy()
@@ -241,11 +244,18 @@ class SignedApi:
                 raise DeadlineReached(action)
             if before_send is not None:
                 before_send()
+            if deadline.remaining() <= MIN_CALL_SECONDS:
+                if last is not None:
+                    raise last[0] from last[1]
+                raise DeadlineReached(action)
+            _call_budget.seconds = deadline.remaining()
             try:
                 return method(request)
             except TencentCloudSDKException as exc:
                 error = CloudError(action, str(exc.code or "Unknown"), str(exc.message or ""), exc.requestId)
                 last = (error, exc)
+            finally:
+                _call_budget.seconds = None
             if error.is_throttle:
                 throttles += 1
                 wait = self._policy.delay(throttles, self._rng, throttle=True)
@@ -267,8 +277,9 @@ class SignedApi:
             self._sleep(wait)
 
 
-class CbsApi(SignedApi):
-    """Typed CBS calls for one region (see :class:`SignedApi` for the parameters)."""
+class SignedCbsApi(SignedApi):
+    """The SDK implementation of :class:`~cbsnap.cbs.CbsApi`: typed CBS calls for one region
+    (see :class:`SignedApi` for the parameters)."""
 
     def describe_disks(self, disk_ids: Sequence[str], deadline: Deadline) -> dict[str, DiskInfo]:
         """Look up disks by ID, 100 per call; unknown IDs are simply absent."""

@@ -39,6 +39,22 @@ class SeedCode(IntEnum):
         """The English description the seed page gives for this code."""
         return _DESCRIPTIONS[self]
 
+    @property
+    def transient(self) -> bool:
+        """True when the same call may well succeed later (busy, throttled, internal error):
+        a disk that ends with such a code makes the trigger ask for a redelivery."""
+        return self in TRANSIENT_CODES
+
+
+TRANSIENT_CODES: frozenset[int] = frozenset(
+    {
+        SeedCode.DISK_BUSY,
+        SeedCode.CBS_CREATING_SNAPSHOT,
+        SeedCode.REQUEST_LIMIT_EXCEEDED,
+        SeedCode.INTERNAL_ERROR,
+    }
+)
+
 
 _DESCRIPTIONS: dict[SeedCode, str] = {
     SeedCode.SUCCESS: "Success",

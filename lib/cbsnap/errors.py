@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cbsnap.codes import SeedCode, seed_code_for
 
 # SDK client-side codes meaning the request may or may not have reached the
@@ -73,3 +75,17 @@ class CloudError(CbsnapError):
         """One line for results and logs: action, cloud code, message, RequestId."""
         rid = f" (RequestId {self.request_id})" if self.request_id else ""
         return f"{self.action} failed: {self.code}: {self.message}{rid}"
+
+
+class RedeliveryRequested(CbsnapError):
+    """Raised by a handler, after every result was logged, when some disk's work is unfinished
+    (not attempted, or ended with a transient code): the platform then delivers the event
+    again, and the per-disk keys make the redelivery adopt what was already made.
+
+    ``response`` is what the handler would have returned (SCF discards it; local runs,
+    the CLI and tests read it).
+    """
+
+    def __init__(self, message: str, response: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.response = response

@@ -1,36 +1,45 @@
-"""Fan-out: a request that resolves to more disks than one invocation should
-handle is split into chunks, each sent as a request document to cbsnap's own
-work queue (or topic) and snapshotted by ``handlers/messages.py``.
+"""Fan-out: a request that resolves to more disks than one invocation should handle is
+split into chunks, each handed on as its own request and snapshotted by another invocation.
 
-Scaling is the platform's: SCF runs as many message-handler instances as the
-queue needs, and the shared API rate limit is the only ceiling (README, "Fleet
-scale"). Every chunk carries an ``idempotencyKey`` derived from the parent
-request, and per-disk keys depend only on that key and the disk ID — so a
-redelivered parent or chunk, or a chunk boundary that moved because the
-selector matched one more disk, never yields a second snapshot of a disk.
+A chunk is an envelope around a request document serialised from the caller's own
+validated options (:attr:`~cbsnap.request.Request.options`, unset fields left out) with
+its share of the disks::
+
+    {"cbsnapChunk": {"v": 1, "parentKey": "timer/nightly/2026-11-28T02:00:00Z",
+                     "trigger": "timer", "index": 1, "of": 5, "region": "ap-guangzhou",
+                     "rate": 4.0},
+     "request": {"disks": [{"storageId": "disk-…", "snapshotName": "nightly"}, …],
+                 "region": "ap-guangzhou", "idempotencyKey": "fanout-…", …}}
+
+Every chunk carries an ``idempotencyKey`` derived from the parent request's key, and per-disk
+keys depend only on that key and the disk ID, so a redelivered parent or chunk, or a chunk
+boundary that moved because the selector matched one more disk, never yields a second
+snapshot of a disk. The chunk runs under the parent's trigger name (so the trigger's default
+expiry and the ``cbsnap:trigger`` tag are the parent's). ``rate`` is the chunk's share of the
+per-region API rate limit: the chunks run at once in separate instances and share the
+account's limit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from cbsnap.codes import SeedCode
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from cbsnap.errors import CloudError, DeadlineReached
-from cbsnap.models import DiskTarget, ParsedRequest, SnapshotResult
+from cbsnap.models import DiskTarget, SnapshotResult
+from cbsnap.request import Placed, Request
 from cbsnap.scf import Deadline
 from cbsnap.selectors import Resolution
-from cbsnap.sinks import RequestMeta
-from cbsnap.snapshots import Outcome
-
-if TYPE_CHECKING:
-    from cbsnap.tdmq import TdmqApi
 
 DEFAULT_THRESHOLD = 200
-DEFAULT_CHUNK_SIZE = 100  # ~6 KB a message: far under the 128 KB async event limit
+DEFAULT_CHUNK_SIZE = 100  # ~6 KB a chunk: far under the 128 KB async event limit
+CHUNK_FIELD = "cbsnapChunk"
+# Options a chunk never inherits: the disks are the chunk's own, and the key is derived.
+_NOT_INHERITED = frozenset({"storageId", "disks", "selector", "region", "idempotencyKey"})
 
 
 def chunk_key(request_key: str) -> str:
@@ -38,122 +47,167 @@ def chunk_key(request_key: str) -> str:
     return "fanout-" + hashlib.sha256(request_key.encode()).hexdigest()[:40]
 
 
+class ChunkInfo(BaseModel):
+    """The envelope's ``cbsnapChunk``: where a chunk came from and its share of the rate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: int = Field(default=1, ge=1, le=1)
+    parentKey: str = Field(min_length=1, max_length=512)
+    trigger: str = Field(min_length=1, max_length=32)
+    index: int = Field(ge=1)
+    of: int = Field(ge=1)
+    region: str = Field(min_length=1, max_length=64)
+    rate: float | None = Field(default=None, gt=0)
+
+
+class Chunk(BaseModel):
+    """A whole chunk envelope (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cbsnapChunk: ChunkInfo
+    request: dict[str, Any]
+
+
+def is_chunk(event: Any) -> bool:
+    """True when an event (or message body) is a fan-out chunk envelope."""
+    return isinstance(event, dict) and CHUNK_FIELD in event
+
+
+def parse_chunk(event: Any) -> Chunk | str:
+    """The chunk envelope, or why it is not a usable one (never raises)."""
+    try:
+        return Chunk.model_validate(event)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"fan-out chunk: {where}: {first.get('msg', 'invalid')}"[:200]
+
+
+class ChunkTransport(Protocol):
+    """Hands one chunk (its JSON body) to another invocation; returns the platform's id for it."""
+
+    name: str
+
+    def send(self, body: str, deadline: Deadline) -> str | None:
+        """Send one chunk; raises :class:`CloudError`/:class:`DeadlineReached` when it could not."""
+        ...
+
+
 @dataclass(frozen=True)
-class FanOutTarget:
-    """Where chunks go: a CMQ queue or topic, in the function's region."""
+class FanOutReport:
+    """What the parent did: chunks sent, disks handed on, and each chunk's platform id."""
 
-    region: str
-    queue: str | None = None
-    topic: str | None = None
+    chunks: int
+    failed: int
+    dispatched: int
+    to: str
+    idempotency_key: str
+    ids: tuple[str | None, ...] = ()
 
-    @property
-    def name(self) -> str:
-        """``queue:<name>`` or ``topic:<name>``, for reports."""
-        return f"queue:{self.queue}" if self.queue else f"topic:{self.topic}"
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the parent's response and log."""
+        return {
+            "chunks": self.chunks,
+            "chunksFailed": self.failed,
+            "dispatched": self.dispatched,
+            "to": self.to,
+            "idempotencyKey": self.idempotency_key,
+            "ids": list(self.ids),
+        }
 
 
 class FanOut:
-    """Splits large requests into chunk messages on the work queue."""
+    """Splits large requests into chunks and sends them through a :class:`ChunkTransport`."""
 
     def __init__(
         self,
-        tdmq: Callable[[str], TdmqApi],
-        target: FanOutTarget,
+        transport: ChunkTransport,
         *,
         threshold: int = DEFAULT_THRESHOLD,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        rate_limit: float = 0.0,
     ) -> None:
-        self._tdmq = tdmq
-        self._target = target
+        self._transport = transport
         self._threshold = threshold
         self._chunk_size = max(1, min(chunk_size, threshold))
+        self._rate_limit = rate_limit
 
     def should_split(self, resolution: Resolution) -> bool:
         """True when the request has more eligible disks than one invocation should take."""
         return len(resolution.eligible) > self._threshold
 
-    def chunks(
-        self, parsed: ParsedRequest, resolution: Resolution, meta: RequestMeta
-    ) -> list[dict[str, Any]]:
-        """The chunk request documents, one region each, in a deterministic order."""
-        key = chunk_key(meta.request_key)
+    def chunks(self, request: Request, resolution: Resolution) -> list[Chunk]:
+        """The chunk envelopes, one region each, in a deterministic order."""
+        assert request.options is not None
+        base = request.options.model_dump(mode="json", exclude_unset=True, exclude=set(_NOT_INHERITED))
+        key = chunk_key(request.meta.request_key)
         by_region: dict[str, list[DiskTarget]] = {}
         for target in sorted(resolution.eligible, key=lambda t: (t.region or "", t.position)):
             by_region.setdefault(target.region or "", []).append(target)
-        documents: list[dict[str, Any]] = []
-        for region, targets in by_region.items():
-            for start in range(0, len(targets), self._chunk_size):
-                part = targets[start : start + self._chunk_size]
-                document: dict[str, Any] = {
-                    "disks": [{"storageId": t.disk_id, "snapshotName": t.snapshot_name} for t in part],
-                    "region": region,
-                    "idempotencyKey": key,
-                }
-                if parsed.tags:
-                    document["tags"] = parsed.tags
-                # Expiry travels as the parent gave it: a relative retainDays stays
-                # relative (a chunk consumed later must not fall under the 1-day minimum).
-                if parsed.deadline is not None:
-                    document["deadline"] = parsed.deadline.isoformat()
-                elif parsed.retain_days is not None:
-                    document["retainDays"] = parsed.retain_days
-                if parsed.correlation is not None:
-                    document["correlation"] = parsed.correlation
-                if parsed.retention is not None:
-                    document["retention"] = parsed.retention.model_dump(exclude_none=True)
-                if parsed.notify is not None:
-                    document["notify"] = parsed.notify
-                if parsed.reply_to is not None:
-                    document["replyTo"] = parsed.reply_to.model_dump(exclude_none=True)
-                if parsed.notify is not None:  # each chunk schedules its snapshots' completion events
-                    document["notify"] = parsed.notify
-                documents.append(document)
-        return documents
+        parts = [
+            (region, targets[start : start + self._chunk_size])
+            for region, targets in by_region.items()
+            for start in range(0, len(targets), self._chunk_size)
+        ]
+        per_region = {region: sum(1 for r, _ in parts if r == region) for region in by_region}
+        chunks: list[Chunk] = []
+        for index, (region, part) in enumerate(parts, 1):
+            document = {
+                **base,
+                "disks": [{"storageId": t.disk_id, "snapshotName": t.snapshot_name} for t in part],
+                "region": region,
+                "idempotencyKey": key,
+            }
+            share = self._rate_limit / per_region[region] if self._rate_limit > 0 else None
+            info = ChunkInfo(
+                parentKey=request.meta.request_key,
+                trigger=request.meta.trigger,
+                index=index,
+                of=len(parts),
+                region=region,
+                rate=share,
+            )
+            chunks.append(Chunk(cbsnapChunk=info, request=document))
+        return chunks
 
     def dispatch(
-        self, parsed: ParsedRequest, resolution: Resolution, meta: RequestMeta, deadline: Deadline
-    ) -> Outcome:
-        """Send every chunk; the parent answers for the disks it refused and for unsent chunks.
+        self, request: Request, resolution: Resolution, deadline: Deadline
+    ) -> tuple[list[Placed], FanOutReport]:
+        """Send every chunk; the parent answers only for the disks of chunks it could not send.
 
-        A chunk that cannot be sent leaves its disks "not attempted", so a queue
-        trigger raises and the platform redelivers the parent (safe: same keys).
+        Such disks are *not attempted*, so the trigger asks for a redelivery of the parent
+        (safe: the same keys).
         """
-        outcome = Outcome(not_attempted=list(resolution.not_attempted))
-        placed = parsed.placed_rejections() + resolution.refused
-        documents = self.chunks(parsed, resolution, meta)
-        api = self._tdmq(self._target.region)
+        placed: list[Placed] = []
+        chunks = self.chunks(request, resolution)
         positions = {t.disk_id: t.position for t in resolution.eligible}
-        sent = dispatched = 0
-        for index, document in enumerate(documents):
-            body = json.dumps(document, separators=(",", ":"))
+        ids: list[str | None] = []
+        dispatched = 0
+        for chunk in chunks:
+            body = json.dumps(chunk.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False)
+            disks = chunk.request["disks"]
             try:
-                if self._target.queue:
-                    api.send_queue_message(self._target.queue, body, deadline)
-                else:
-                    assert self._target.topic is not None
-                    api.publish_topic_message(self._target.topic, body, deadline)
-                sent += 1
-                dispatched += len(document["disks"])
+                ids.append(self._transport.send(body, deadline))
+                dispatched += len(disks)
             except (CloudError, DeadlineReached) as exc:
                 why = exc.describe() if isinstance(exc, CloudError) else str(exc)
-                for disk in document["disks"]:
-                    message = f"fan-out: chunk {index + 1} of {len(documents)} not queued: {why}"
-                    result = SnapshotResult.failure(
+                info = chunk.cbsnapChunk
+                for disk in disks:
+                    result = SnapshotResult.not_attempted(
                         disk["storageId"],
                         disk["snapshotName"],
-                        SeedCode.INTERNAL_ERROR,
-                        message,
-                        region=document["region"],
+                        f"fan-out: chunk {info.index} of {info.of} not handed on: {why}",
+                        region=info.region,
                     )
                     placed.append((positions[disk["storageId"]], result))
-                    outcome.not_attempted.append(disk["storageId"])
-        placed.sort(key=lambda pair: pair[0])
-        outcome.results = [result for _, result in placed]
-        outcome.fanout = {
-            "chunks": sent,
-            "chunksFailed": len(documents) - sent,
-            "dispatched": dispatched,
-            "to": self._target.name,
-            "idempotencyKey": chunk_key(meta.request_key),
-        }
-        return outcome
+        report = FanOutReport(
+            chunks=len(ids),
+            failed=len(chunks) - len(ids),
+            dispatched=dispatched,
+            to=self._transport.name,
+            idempotency_key=chunk_key(request.meta.request_key),
+            ids=tuple(ids),
+        )
+        return placed, report

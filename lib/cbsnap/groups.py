@@ -1,43 +1,60 @@
-"""Consistent groups: the disks of one instance snapshotted together with
-CreateSnapshotGroup (crash-consistent across the instance's disks).
+"""Consistent groups: the disks of one instance snapshotted together with CreateSnapshotGroup.
 
-A lone disk on its instance is a group of one. Disks that cannot be grouped
-(not attached to an instance) are reported, never quietly snapshotted one by
-one. Every member result carries the group's ID. Idempotency works as for
-single snapshots: the group's key travels as a tag in the CreateSnapshotGroup
-call (members inherit it), and a retry or redelivery adopts the group it finds.
+A lone disk on its instance is a group of one. Disks that cannot be grouped (not
+attached to an instance) are reported, never quietly snapshotted one by one. Every
+member result carries the group's ID.
+
+What "consistent" means is Tencent's to promise, and its documents disagree (the SDK
+calls the only group type, ``NORMAL``, "not a consistency snapshot"); docs/retention.md
+says so, and ``hooks`` give application consistency.
+
+Idempotency is the single-disk one (:mod:`cbsnap.lookup`): the group's key travels as a
+tag in the CreateSnapshotGroup call (members inherit it); a retry or redelivery looks for
+members carrying it — newest first, to the retry horizon — and adopts the group it finds.
+A look that fails leaves the members *not attempted*, never "create anyway"; and a group
+that was created is never reported failed: when its members cannot be read back, they
+are reported created (code 0, with the group ID) and left for a redelivery to fill in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
-from cbsnap.client import DESCRIBE_SNAPSHOTS_MAX_DISKS, CbsApi, SnapshotInfo
+from cbsnap.cbs import CbsApi, SnapshotInfo
 from cbsnap.codes import SeedCode
 from cbsnap.errors import CloudError, DeadlineReached
-from cbsnap.models import DiskTarget, ParsedRequest, SnapshotResult
+from cbsnap.idempotent import IdempotentCreator
+from cbsnap.lookup import KeyedLookup
+from cbsnap.models import DiskTarget, SnapshotResult
 from cbsnap.ownership import KEY_TAG, correlation_tags, owner_tags
+from cbsnap.request import Placed, Request
 from cbsnap.scf import Deadline
 from cbsnap.selectors import Resolution, failure
-from cbsnap.sinks import RequestMeta
-from cbsnap.snapshots import Outcome, SnapshotService
+from cbsnap.snapshots import ApiProvider
+from cbsnap.workers import Parallel, sequential
 
-Placed = list[tuple[int, SnapshotResult]]
-T = TypeVar("T")
+UNCHECKED = "could not look for a snapshot group this request made earlier"
 
 
 class ConsistentGroups:
     """Snapshots a request's disks per instance with CreateSnapshotGroup."""
 
-    def __init__(self, service: SnapshotService) -> None:
-        self._service = service
+    def __init__(
+        self,
+        apis: ApiProvider,
+        *,
+        lookup: KeyedLookup,
+        creator: IdempotentCreator,
+        parallel: Parallel = sequential,
+    ) -> None:
+        self._apis = apis
+        self._lookup = lookup
+        self._creator = creator
+        self._parallel = parallel
 
-    def snapshot(
-        self, parsed: ParsedRequest, resolution: Resolution, meta: RequestMeta, deadline: Deadline
-    ) -> Outcome:
-        """One group per (region, instance); results per disk, in request order."""
-        placed: Placed = parsed.placed_rejections() + resolution.refused
+    def snapshot(self, request: Request, resolution: Resolution, deadline: Deadline) -> list[Placed]:
+        """One group per (region, instance); one placed result per disk."""
+        placed: list[Placed] = []
         groups: dict[tuple[str, str], list[DiskTarget]] = {}
         for target in resolution.eligible:
             info = resolution.infos.get(target.disk_id)
@@ -58,115 +75,139 @@ class ConsistentGroups:
                 continue
             groups.setdefault((target.region or "", instance), []).append(target)
 
-        def work(item: tuple[tuple[str, str], list[DiskTarget]]) -> Placed:
+        def work(item: tuple[tuple[str, str], list[DiskTarget]]) -> list[Placed]:
             (region, instance), members = item
-            return self._one_group(region, instance, members, parsed=parsed, meta=meta, deadline=deadline)
+            return self._one_group(self._apis(region), instance, members, request, deadline)
 
-        for part in self._service.fan_out(work, list(groups.items())):
+        for part in self._parallel(work, list(groups.items())):
             placed.extend(part)
-        placed.sort(key=lambda pair: pair[0])
-        return Outcome(results=[result for _, result in placed])
+        return placed
 
     def _one_group(
-        self,
-        region: str,
-        instance: str,
-        members: list[DiskTarget],
-        *,
-        parsed: ParsedRequest,
-        meta: RequestMeta,
-        deadline: Deadline,
-    ) -> Placed:
-        api = self._service.api_for(region)
+        self, api: CbsApi, instance: str, members: list[DiskTarget], request: Request, deadline: Deadline
+    ) -> list[Placed]:
+        meta = request.meta
         tags = {
-            **parsed.tags,
+            **(request.options.tags if request.options is not None else {}),
             **correlation_tags(meta.correlation),
             **owner_tags(meta.request_key, f"group/{instance}", meta.trigger),
         }
         key = tags[KEY_TAG]
         disk_ids = [t.disk_id for t in members]
 
-        def find() -> dict[str, SnapshotInfo] | None:
-            return _keyed_members(api, disk_ids, key, deadline) or None
+        def match(snap: SnapshotInfo) -> str | None:
+            return snap.disk_id if snap.tags.get(KEY_TAG) == key and snap.disk_id in disk_ids else None
 
-        existing = None if meta.key_is_fresh else _quietly(find)
-        if existing:
-            return self._answer(api, members, existing, deadline, adopted=True)
-        attempt = self._service.create_idempotently(
-            lambda: api.create_snapshot_group(disk_ids, parsed.snapshot_name, deadline, tags=tags),
+        def find() -> dict[str, SnapshotInfo] | None:
+            found: dict[str, SnapshotInfo] = {}
+            for start in range(0, len(disk_ids), 10):
+                batch = disk_ids[start : start + 10]
+                found.update(self._lookup.find(api, batch, match, len(batch), deadline))
+            return found or None
+
+        if not meta.key_is_fresh:
+            try:
+                existing = find()
+            except (CloudError, DeadlineReached) as exc:
+                return _not_attempted(members, f"{UNCHECKED}: {_why(exc)}", api.region)
+            if existing:
+                return _answer(api, members, existing, deadline, adopted=True)
+        attempt = self._creator.create(
+            lambda: api.create_snapshot_group(disk_ids, request.snapshot_name, deadline, tags=tags),
             find,
             deadline,
         )
         if attempt.found:
-            return self._answer(api, members, attempt.found, deadline, adopted=True)
+            return _answer(api, members, attempt.found, deadline, adopted=True)
         if attempt.created is not None:
-            group_id = attempt.created.snapshot_id
+            return self._created(api, members, attempt.created.snapshot_id, deadline)
+        assert attempt.error is not None
+        if not attempt.attempted:
+            why = f"the outcome of CreateSnapshotGroup is unknown: {_why(attempt.error)}"
+            return _not_attempted(members, why, api.region)
+        error = attempt.error
+        return [(t.position, failure(t, error, suffix=attempt.suffix)) for t in members]
+
+    def _created(
+        self, api: CbsApi, members: Sequence[DiskTarget], group_id: str, deadline: Deadline
+    ) -> list[Placed]:
+        """Results for a group just created: its member snapshots, read back (a read, so
+        retried until the deadline); members not readable stay code 0 and redeliverable."""
+        problem = ""
+        for _ in range(3):
             try:
                 member_ids = api.snapshot_group_members(group_id, deadline)
                 _, snaps = (
                     api.describe_snapshots(deadline, snapshot_ids=member_ids) if member_ids else (0, [])
                 )
-            except (CloudError, DeadlineReached):
-                snaps = []
-            by_disk = {s.disk_id: s for s in snaps}
-            return self._answer(api, members, by_disk, deadline, group_id=group_id)
-        assert attempt.error is not None
-        error = attempt.error
-        return [(t.position, failure(t, error, suffix=attempt.suffix)) for t in members]
+                by_disk = {s.disk_id: s for s in snaps}
+                if all(t.disk_id in by_disk for t in members):
+                    return _answer(api, members, by_disk, deadline, group_id=group_id)
+                problem = "the group does not list every member yet"
+            except (CloudError, DeadlineReached) as exc:
+                problem = _why(exc)
+                if isinstance(exc, DeadlineReached):
+                    break
+        return [(t.position, _created_unread(t, group_id, problem, api.region)) for t in members]
 
-    @staticmethod
-    def _answer(
-        api: CbsApi,
-        members: Sequence[DiskTarget],
-        by_disk: dict[str, SnapshotInfo],
-        deadline: Deadline,
-        *,
-        group_id: str | None = None,
-        adopted: bool = False,
-    ) -> Placed:
-        if group_id is None and by_disk:
-            found = _quietly(
-                lambda: api.snapshot_group_of(next(iter(by_disk.values())).snapshot_id, deadline)
+
+def _answer(
+    api: CbsApi,
+    members: Sequence[DiskTarget],
+    by_disk: dict[str, SnapshotInfo],
+    deadline: Deadline,
+    *,
+    group_id: str | None = None,
+    adopted: bool = False,
+) -> list[Placed]:
+    if group_id is None and by_disk:
+        try:
+            found = api.snapshot_group_of(next(iter(by_disk.values())).snapshot_id, deadline)
+        except (CloudError, DeadlineReached):
+            found = None  # the member IDs are what matters; the group ID is context
+        group_id = found[0] if found else None
+    placed: list[Placed] = []
+    for target in members:
+        snap = by_disk.get(target.disk_id)
+        if snap is None:
+            message = f"consistent: group {group_id} holds no snapshot of {target.disk_id}"
+            result = SnapshotResult.failure(
+                target.disk_id, target.snapshot_name, SeedCode.INTERNAL_ERROR, message, region=api.region
             )
-            group_id = found[0] if found else None
-        placed: Placed = []
-        for target in members:
-            snap = by_disk.get(target.disk_id)
-            if snap is None:
-                message = f"consistent: group {group_id} holds no snapshot of {target.disk_id}"
-                result = SnapshotResult.failure(
-                    target.disk_id, target.snapshot_name, SeedCode.INTERNAL_ERROR, message, region=api.region
-                )
-            else:
-                result = SnapshotResult.success(target, snap.snapshot_id, request_id=None, region=api.region)
-                result = result.model_copy(
-                    update={
-                        "groupId": group_id,
-                        "snapshotName": snap.name or target.snapshot_name,
-                        "adopted": adopted,
-                    }
-                )
-            placed.append((target.position, result))
-        return placed
+        else:
+            result = SnapshotResult.success(target, snap.snapshot_id, request_id=None, region=api.region)
+            result = result.model_copy(
+                update={
+                    "groupId": group_id,
+                    "snapshotName": snap.name or target.snapshot_name,
+                    "adopted": adopted,
+                }
+            )
+        placed.append((target.position, result))
+    return placed
 
 
-def _keyed_members(
-    api: CbsApi, disk_ids: Sequence[str], key: str, deadline: Deadline
-) -> dict[str, SnapshotInfo]:
-    """The newest snapshot carrying ``key`` on each of ``disk_ids`` (group members share one key)."""
-    found: dict[str, SnapshotInfo] = {}
-    for start in range(0, len(disk_ids), DESCRIBE_SNAPSHOTS_MAX_DISKS):
-        batch = disk_ids[start : start + DESCRIBE_SNAPSHOTS_MAX_DISKS]
-        _, page = api.describe_snapshots(deadline, disk_ids=batch)
-        for snap in page:
-            if snap.tags.get(KEY_TAG) == key and snap.disk_id not in found:
-                found[snap.disk_id] = snap
-    return found
+def _created_unread(target: DiskTarget, group_id: str, problem: str, region: str) -> SnapshotResult:
+    """Code 0 (the group exists), no snapshot ID yet, and left for a redelivery to fill in."""
+    return SnapshotResult(
+        storageId=target.disk_id,
+        snapshotName=target.snapshot_name,
+        code=SeedCode.SUCCESS,
+        codeDesc=SeedCode.SUCCESS.desc,
+        message=f"created in snapshot group {group_id}; its member snapshot could not be read yet: {problem}",
+        snapshotId=None,
+        region=region,
+        groupId=group_id,
+        attempted=False,
+    )
 
 
-def _quietly(call: Callable[[], T]) -> T | None:
-    """``call()``, or None when the cloud call failed (the caller has a fallback)."""
-    try:
-        return call()
-    except (CloudError, DeadlineReached):
-        return None
+def _not_attempted(members: Sequence[DiskTarget], why: str, region: str) -> list[Placed]:
+    return [
+        (t.position, SnapshotResult.not_attempted(t.disk_id, t.snapshot_name, why, region=region))
+        for t in members
+    ]
+
+
+def _why(exc: CloudError | DeadlineReached) -> str:
+    return exc.describe() if isinstance(exc, CloudError) else str(exc)

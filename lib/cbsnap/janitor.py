@@ -25,20 +25,20 @@ Records are :class:`~cbsnap.models.SnapshotResult` with ``action="delete"``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
 
-from cbsnap.client import DESCRIBE_SNAPSHOTS_MAX_DISKS, MAX_PAGES, CbsApi, SnapshotInfo
+from cbsnap.cbs import DESCRIBE_SNAPSHOTS_MAX_DISKS, MAX_PAGES, CbsApi, SnapshotInfo
 from cbsnap.codes import SeedCode, seed_code_for
 from cbsnap.errors import CloudError, DeadlineReached
-from cbsnap.models import ParsedRequest, Retention, SnapshotResult
+from cbsnap.models import Retention, SnapshotResult
 from cbsnap.ownership import OWNER_TAG, OWNER_VALUE
+from cbsnap.request import Placed, Request
 from cbsnap.scf import Clock, Deadline
-from cbsnap.selectors import FanOut, Resolution
+from cbsnap.selectors import Resolution
+from cbsnap.workers import Parallel, sequential
 
 __all__ = [
     "BATCH_SIZE",
@@ -49,7 +49,6 @@ __all__ = [
     "DiskScope",
     "Janitor",
     "Plan",
-    "explicit_names",
     "select",
 ]
 
@@ -63,6 +62,8 @@ DAY_SECONDS = 86_400.0
 DRY_RUN_MESSAGE = "dry run: would delete"
 JANITOR_NOT_ATTEMPTED = "not attempted: the invocation's time ran out before this snapshot's turn"
 LISTING_NOT_ATTEMPTED = "retention not applied: the invocation's time ran out before this disk's turn"
+ALREADY_GONE = "already deleted"
+_NOT_FOUND = "InvalidSnapshotId.NotFound"
 # Disk refusals that concern creating a snapshot, not keeping old ones: a prune
 # still applies to such a disk (e.g. one in the recycle bin keeps its snapshots).
 _PRUNABLE_REFUSALS = frozenset({SeedCode.SNAPSHOT_NOT_SUPPORTED, SeedCode.DISK_TYPE_INVALID})
@@ -213,32 +214,12 @@ def _judge(snap: SnapshotInfo) -> Candidate:
     return Candidate(snap)
 
 
-def explicit_names(document: Any) -> tuple[bool, frozenset[str]]:
-    """Which snapshot names a (validated) request document gave explicitly.
-
-    Returns (the request-level ``snapshotName`` was given, disks whose ``disks``
-    entry gave its own). A prune without a name covers every owned snapshot of the
-    disk; :class:`~cbsnap.models.ParsedRequest` fills in "Unnamed", so the raw
-    document is the only place that tells "Unnamed" from "not given".
-    """
-    if isinstance(document, (str, bytes, bytearray)):
-        try:
-            document = json.loads(document)
-        except (ValueError, RecursionError):
-            return False, frozenset()
-    if not isinstance(document, dict):
-        return False, frozenset()
-    per_disk: set[str] = set()
-    disks = document.get("disks")
-    for item in disks if isinstance(disks, list) else ():
-        if isinstance(item, dict) and item.get("snapshotName") is not None:
-            ref = item.get("storageId", item.get("diskId"))
-            if isinstance(ref, str):
-                per_disk.add(ref)
-    return document.get("snapshotName") is not None, frozenset(per_disk)
-
-
 # -- records ---------------------------------------------------------------------------------------
+
+
+def _named_per_disk(request: Request, disk_id: str) -> bool:
+    """True when the request's ``disks`` entry for ``disk_id`` gave its own snapshot name."""
+    return any(t.disk_id == disk_id and t.name_given for t in request.targets)
 
 
 def _record(
@@ -270,19 +251,22 @@ class _Done:
     code: SeedCode
     message: str
     request_id: str | None = None
+    attempted: bool = True
 
 
 def _from_error(exc: CloudError | DeadlineReached) -> _Done:
     if isinstance(exc, DeadlineReached):
-        return _Done(SeedCode.INTERNAL_ERROR, JANITOR_NOT_ATTEMPTED)
-    return _Done(exc.seed_code, exc.describe(), exc.request_id)
+        return _Done(SeedCode.INTERNAL_ERROR, JANITOR_NOT_ATTEMPTED, attempted=False)
+    if exc.code.startswith(_NOT_FOUND):  # gone already (a lost reply, another delete): deleted
+        return _Done(SeedCode.SUCCESS, ALREADY_GONE, exc.request_id)
+    # A delete that may work later (throttled, internal or network error) is left for a
+    # redelivery, which lists again and deletes what is still there.
+    return _Done(
+        exc.seed_code, exc.describe(), exc.request_id, attempted=not (exc.is_transient or exc.is_throttle)
+    )
 
 
 # -- the janitor -----------------------------------------------------------------------------------
-
-
-def _sequential(work: Callable[[Any], Any], items: Sequence[Any], /) -> list[Any]:
-    return [work(item) for item in items]
 
 
 class Janitor:
@@ -296,7 +280,7 @@ class Janitor:
         The region for scopes and targets that carry none.
     wall_clock:
         Epoch seconds now, for ``maxAgeDays``.
-    fan_out:
+    parallel:
         Runs listing and deleting batches (possibly on threads); sequential by default.
     batch_size:
         Snapshot IDs per DeleteSnapshots call.
@@ -308,31 +292,31 @@ class Janitor:
         *,
         region: str,
         wall_clock: Clock = time.time,
-        fan_out: FanOut | None = None,
+        parallel: Parallel = sequential,
         batch_size: int = BATCH_SIZE,
     ) -> None:
         self._apis = apis
         self._region = region
         self._wall_clock = wall_clock
-        self._fan_out: FanOut = fan_out or _sequential
+        self._parallel = parallel
         self._batch_size = max(1, batch_size)
 
     # -- entry points ------------------------------------------------------------------------------
 
     def run(
         self, scopes: Sequence[DiskScope], retention: Retention, deadline: Deadline, *, dry_run: bool = False
-    ) -> list[tuple[int, SnapshotResult]]:
+    ) -> list[Placed]:
         """Plan and execute: the records, each with its disk's position."""
         return self.execute(self.plan(scopes, retention, deadline), deadline, dry_run=dry_run)
 
     def after_create(
         self,
         retention: Retention,
-        placed: Sequence[tuple[int, SnapshotResult]],
+        placed: Sequence[Placed],
         deadline: Deadline,
         *,
         dry_run: bool = False,
-    ) -> list[tuple[int, SnapshotResult]]:
+    ) -> list[Placed]:
         """Apply ``retention`` to every disk whose create (or adoption) in ``placed`` succeeded.
 
         The scope is the name just used; the snapshot just made is never deleted.
@@ -355,44 +339,35 @@ class Janitor:
         ]
         return self.run(scopes, retention, deadline, dry_run=dry_run) if scopes else []
 
-    def prune(
-        self, parsed: ParsedRequest, resolution: Resolution, deadline: Deadline, *, document: Any = None
-    ) -> list[SnapshotResult]:
+    def prune(self, request: Request, resolution: Resolution, deadline: Deadline) -> list[Placed]:
         """``"action": "prune"``: the janitor alone over the request's disks, no CreateSnapshot.
 
-        ``document`` is the raw request, to tell whether a snapshotName was given
-        (see :func:`explicit_names`); without it the resolved names are used, the
-        narrower scope. Every result carries ``action="delete"``, request-level
-        rejections included, in the order the disks were named.
+        A disk whose snapshot name the caller gave (per disk or request-wide) is pruned
+        within that name; otherwise every owned snapshot of the disk is in scope. Disks
+        refused for creating (not snapshottable, say) can still be pruned. Every record
+        carries ``action="delete"``; refusals that are not prunable pass through as they are
+        (the pipeline marks every result of a prune as a delete record).
         """
-        if parsed.retention is None:
+        retention = request.options.retention if request.options is not None else None
+        if retention is None:
             raise ValueError("prune needs a retention rule")
-        given, per_disk = explicit_names(document) if document is not None else (True, frozenset())
-        placed: list[tuple[int, SnapshotResult]] = parsed.placed_rejections()
+        placed: list[Placed] = []
         scopes: list[DiskScope] = []
         for target in resolution.eligible:
-            named = given or target.disk_id in per_disk
-            scopes.append(
-                DiskScope(
-                    target.disk_id,
-                    target.region or self._region,
-                    target.snapshot_name if named else None,
-                    target.position,
-                )
-            )
+            name = target.snapshot_name if target.name_given else None
+            scopes.append(DiskScope(target.disk_id, target.region or self._region, name, target.position))
         for position, refused in resolution.refused:
             if refused.code in _PRUNABLE_REFUSALS and refused.storageId and refused.region:
-                named = given or refused.storageId in per_disk
+                named = request.options is not None and (
+                    request.options.snapshotName is not None or _named_per_disk(request, refused.storageId)
+                )
                 name = refused.snapshotName if named else None
                 scopes.append(DiskScope(refused.storageId, refused.region, name, position))
             else:
                 placed.append((position, refused))
-        placed.extend(self.run(scopes, parsed.retention, deadline, dry_run=parsed.dry_run))
-        placed.sort(key=lambda pair: pair[0])
-        return [
-            r if r.action == DELETE_ACTION else r.model_copy(update={"action": DELETE_ACTION})
-            for _, r in placed
-        ]
+        dry_run = request.options is not None and request.options.dryRun
+        placed.extend(self.run(scopes, retention, deadline, dry_run=dry_run))
+        return placed
 
     # -- planning ----------------------------------------------------------------------------------
 
@@ -421,19 +396,25 @@ class Janitor:
                 return exc
 
         plans: dict[tuple[str, str], DiskPlan] = {}
-        for (_, members), listed in zip(batches, self._fan_out(list_batch, batches), strict=True):
+        for (_, members), listed in zip(batches, self._parallel(list_batch, batches), strict=True):
             for scope in members:
                 if isinstance(listed, list):
                     plans[(scope.region, scope.disk_id)] = select(listed, scope, retention, now)
                 else:
-                    message = (
-                        LISTING_NOT_ATTEMPTED
-                        if isinstance(listed, DeadlineReached)
-                        else f"retention not applied: {listed.describe()}"
-                    )
-                    code = listed.seed_code if isinstance(listed, CloudError) else SeedCode.INTERNAL_ERROR
-                    request_id = listed.request_id if isinstance(listed, CloudError) else None
-                    error = _record(scope, None, scope.name, code, message, request_id=request_id)
+                    if isinstance(listed, DeadlineReached) or listed.is_transient or listed.is_throttle:
+                        why = (
+                            LISTING_NOT_ATTEMPTED
+                            if isinstance(listed, DeadlineReached)
+                            else f"retention not applied: {listed.describe()}"
+                        )
+                        error = SnapshotResult.not_attempted(
+                            scope.disk_id, scope.name, why, region=scope.region, action=DELETE_ACTION
+                        )
+                    else:
+                        message = f"retention not applied: {listed.describe()}"
+                        error = _record(
+                            scope, None, scope.name, listed.seed_code, message, request_id=listed.request_id
+                        )
                     plans[(scope.region, scope.disk_id)] = DiskPlan(scope, error=error)
         return Plan([plans[key] for key in unique])
 
@@ -456,9 +437,7 @@ class Janitor:
 
     # -- executing ---------------------------------------------------------------------------------
 
-    def execute(
-        self, plan: Plan, deadline: Deadline, *, dry_run: bool = False
-    ) -> list[tuple[int, SnapshotResult]]:
+    def execute(self, plan: Plan, deadline: Deadline, *, dry_run: bool = False) -> list[Placed]:
         """Delete what ``plan`` says (nothing when ``dry_run``); one record per candidate.
 
         Records come per disk in plan order, each disk's oldest candidate first,
@@ -475,10 +454,10 @@ class Janitor:
                 ids = list(dict.fromkeys(ids))
                 for start in range(0, len(ids), self._batch_size):
                     batches.append((region, ids[start : start + self._batch_size]))
-            for outcome in self._fan_out(lambda b: self._delete_batch(b[0], b[1], deadline), batches):
+            for outcome in self._parallel(lambda b: self._delete_batch(b[0], b[1], deadline), batches):
                 done.update(outcome)
 
-        records: list[tuple[int, SnapshotResult]] = []
+        records: list[Placed] = []
         for disk in plan.disks:
             scope = disk.scope
             if disk.error is not None:
@@ -490,9 +469,24 @@ class Janitor:
                     result = _record(scope, snap.snapshot_id, snap.name, candidate.skip, candidate.reason)
                 else:
                     how = done[snap.snapshot_id]
-                    result = _record(
-                        scope, snap.snapshot_id, snap.name, how.code, how.message, request_id=how.request_id
-                    )
+                    if how.attempted:
+                        result = _record(
+                            scope,
+                            snap.snapshot_id,
+                            snap.name,
+                            how.code,
+                            how.message,
+                            request_id=how.request_id,
+                        )
+                    else:
+                        result = _record(
+                            scope,
+                            snap.snapshot_id,
+                            snap.name,
+                            how.code,
+                            how.message,
+                            request_id=how.request_id,
+                        ).model_copy(update={"attempted": False})
                 records.append((scope.position, result))
         return records
 

@@ -2,6 +2,11 @@
 short per-disk locks. Without it (no ``CBSNAP_REDIS_URL``) every guarantee still
 holds through the snapshot tags; the ledger only saves API calls and closes the
 race between two concurrent deliveries of the same request.
+
+A ledger is optional in production, so it must never cost a snapshot: a lock held by
+another delivery makes the disk *not attempted* (the platform redelivers), a lock lives
+no longer than the invocation that took it, and an unreachable or hung store is left
+alone for the rest of the invocation after its first failure.
 """
 
 from __future__ import annotations
@@ -10,9 +15,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
+from cbsnap.scf import Deadline
+
 
 class Ledger(Protocol):
     """Records which snapshot answers which per-disk key, and serialises work on one key."""
+
+    def begin_invocation(self, deadline: Deadline) -> None:
+        """A new invocation starts: forget an earlier failure, budget this one's time."""
+        ...
 
     def recall(self, keys: Sequence[str]) -> dict[str, str]:
         """The snapshot IDs recorded for those of ``keys`` that have one."""
@@ -22,8 +33,9 @@ class Ledger(Protocol):
         """Remember that ``key`` is answered by ``snapshot_id``."""
         ...
 
-    def hold(self, key: str, wait_seconds: float) -> AbstractContextManager[bool]:
-        """Hold the per-key lock while the block runs; yields False if it could not be had in time."""
+    def hold(self, key: str, deadline: Deadline) -> AbstractContextManager[bool]:
+        """Hold the per-key lock while the block runs (it expires with ``deadline``);
+        yields False when another holder kept it."""
         ...
 
     # -- completion events (cbsnap.notify) --
@@ -40,6 +52,9 @@ class Ledger(Protocol):
 class NoLedger:
     """The default: nothing shared, nothing to wait for."""
 
+    def begin_invocation(self, deadline: Deadline) -> None:
+        """Nothing to reset."""
+
     def recall(self, keys: Sequence[str]) -> dict[str, str]:
         """Nothing is ever recorded."""
         return {}
@@ -48,7 +63,7 @@ class NoLedger:
         """Nothing to record into."""
 
     @contextmanager
-    def hold(self, key: str, wait_seconds: float) -> Iterator[bool]:
+    def hold(self, key: str, deadline: Deadline) -> Iterator[bool]:
         """No lock: always granted."""
         yield True
 

@@ -1,8 +1,8 @@
-"""The request document every trigger hands to the library, and the per-disk result.
+"""The request document's models (what a caller may say) and the per-disk result.
 
-Validation is per disk: an invalid disk ID becomes its own 9003 result and the
-valid disks of the same request still proceed. :func:`parse_request` never raises
-for bad input; nothing invalid leaves this module as a :class:`DiskTarget`.
+:mod:`cbsnap.request` validates a document against these models disk by disk and
+turns it into an immutable :class:`~cbsnap.request.Request`; nothing invalid
+leaves it as a :class:`DiskTarget`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,12 +19,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from cbsnap.codes import SeedCode
+from cbsnap.codes import TRANSIENT_CODES, SeedCode
 
 DISK_ID_RE = re.compile(r"disk-[a-z0-9]{8}")
 SNAPSHOT_ID_RE = re.compile(r"snap-[a-z0-9]{8}")
@@ -178,24 +176,6 @@ class RequestOptions(BaseModel):
         return tags
 
 
-_DISK_ID_RULE = "must be 'disk-' followed by 8 lowercase letters or digits"
-
-
-def _entry(item: Any, where: str) -> DiskEntry | str:
-    """Validate one ``disks`` element (a disk ID string or an object); message on failure."""
-    if isinstance(item, str):
-        if DISK_ID_RE.fullmatch(item):
-            return DiskEntry(storageId=item)
-        return f"{where}: {_DISK_ID_RULE}"
-    if isinstance(item, dict) and where != "storageId":
-        try:
-            return DiskEntry.model_validate(item)
-        except ValidationError as exc:
-            return _describe(exc, where)
-    expected = "a disk ID string" if where == "storageId" else "a disk ID string or an object"
-    return f"{where}: must be {expected}, got {type(item).__name__}"
-
-
 @dataclass(frozen=True, slots=True)
 class DiskTarget:
     """A validated disk to snapshot, with its resolved snapshot name."""
@@ -205,54 +185,22 @@ class DiskTarget:
     # Where the disk was named in the request, so results keep the caller's order.
     position: int = field(default=0, compare=False)
     region: str | None = None  # None: the request's or the function's region
+    # True when the caller named the snapshot (per disk or request-wide) rather than
+    # leaving the default "Unnamed": a prune without a name covers every owned snapshot.
+    name_given: bool = field(default=True, compare=False)
 
 
-@dataclass(slots=True)
-class ParsedRequest:
-    """What :func:`parse_request` made of a document: valid targets and 9003 results."""
-
-    targets: list[DiskTarget] = field(default_factory=list)
-    rejected: list[SnapshotResult] = field(default_factory=list)
-    rejected_at: list[int] = field(default_factory=list)  # positions of the rejected entries
-    tags: dict[str, str] = field(default_factory=dict)
-    idempotency_key: str | None = None
-    reply_to: ReplyTo | None = None
-    correlation: dict[str, Any] | None = None
-    selector: Selector | None = None
-    region: str | None = None  # for explicit disks; None: the function's region
-    action: str = "snapshot"
-    retain_days: int | None = None
-    deadline: datetime | None = None  # an explicit expiry (validated ≥ 1 day ahead by the use case)
-    retention: Retention | None = None
-    notify: str | None = None
-    dry_run: bool = False
-    consistent: bool = False
-    expires_at: str | None = None  # CreateSnapshot's Deadline, computed by the runtime
-    snapshot_name: str = DEFAULT_SNAPSHOT_NAME  # the request-level name (for selector disks)
-    # True when the document named one disk with top-level storageId (the seed form).
-    seed_form: bool = False
-
-    def reject(self, result: SnapshotResult, position: int) -> None:
-        """Record a 9003 result for the entry named at ``position``."""
-        self.rejected.append(result)
-        self.rejected_at.append(position)
-
-    def reject_all_targets(self, message: str) -> None:
-        """A request-level problem found after parsing: every valid target becomes a 9003."""
-        for target in self.targets:
-            self.reject(_invalid(target.disk_id, target.snapshot_name, message), target.position)
-        if not self.targets and self.selector is not None:
-            self.reject(_invalid(None, None, message), 0)
-        self.targets = []
-        self.selector = None
-
-    def placed_rejections(self) -> list[tuple[int, SnapshotResult]]:
-        """The rejected results with the positions they were named at."""
-        return list(zip(self.rejected_at, self.rejected, strict=True))
+NOT_ATTEMPTED_PREFIX = "not attempted: "
 
 
 class SnapshotResult(BaseModel):
-    """The per-disk result: the seed's ``code``/``message``/``snapshotId`` plus context."""
+    """The per-disk result: the seed's ``code``/``message``/``snapshotId`` plus context.
+
+    ``attempted`` is the typed "was this disk's work finished?" state: False means the
+    invocation left the disk for a redelivery (out of time, a look that could not be
+    made, a lock held by another delivery…), and the trigger's handler makes the
+    platform deliver the request again. It is the only place that state lives.
+    """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
@@ -271,6 +219,7 @@ class SnapshotResult(BaseModel):
     groupId: str | None = None  # consistent groups: the CreateSnapshotGroup ID
     correlation: dict[str, Any] | None = None  # echoed from the request
     eventId: str | None = None  # completion events: "event/<snapshotId>", one per snapshot (cbsnap.notify)
+    attempted: bool = True
     # True when a retry or redelivery was answered by the snapshot made earlier;
     # logged, but not part of the contract's result.
     adopted: bool = Field(default=False, exclude=True)
@@ -314,17 +263,57 @@ class SnapshotResult(BaseModel):
             region=region,
         )
 
+    @classmethod
+    def not_attempted(
+        cls,
+        storage_id: str | None,
+        snapshot_name: str | None,
+        why: str,
+        *,
+        region: str | None = None,
+        request_id: str | None = None,
+        action: str | None = None,
+    ) -> SnapshotResult:
+        """A disk left for a redelivery: code 6000, ``attempted`` False, ``message`` says why."""
+        return cls(
+            storageId=storage_id,
+            snapshotName=snapshot_name,
+            code=SeedCode.INTERNAL_ERROR,
+            codeDesc=SeedCode.INTERNAL_ERROR.desc,
+            message=NOT_ATTEMPTED_PREFIX + why,
+            snapshotId=None,
+            requestId=request_id,
+            region=region,
+            action=action,
+            attempted=False,
+        )
+
     @property
     def ok(self) -> bool:
         """True for code 0."""
         return self.code == SeedCode.SUCCESS
 
+    @property
+    def needs_redelivery(self) -> bool:
+        """True when this disk's work is unfinished and a later delivery may finish it:
+        not attempted, or a create that ended with a transient code (busy, throttled,
+        internal error). Other records (retention deletes and skips, plans, events) ask
+        for one only when they were not attempted."""
+        if not self.attempted:
+            return True
+        if self.action is not None or self.ok:
+            return False
+        return self.code in TRANSIENT_CODES
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: the six contract fields always, context fields when set."""
+        """JSON-ready dict: the six contract fields always, context fields when set
+        (``attempted`` only when False)."""
         data = self.model_dump()
         for extra in ("requestId", "region", "messageId", "action", "groupId", "correlation", "eventId"):
             if data[extra] is None:
                 del data[extra]
+        if data["attempted"]:
+            del data["attempted"]
         return data
 
 
@@ -342,127 +331,3 @@ def _depth(value: Any) -> int:
         elif isinstance(node, list):
             stack.extend((child, level + 1) for child in node)
     return deepest
-
-
-def _echo(value: Any) -> str | None:
-    """A disk reference safe to put in a result: strings only, truncated."""
-    if not isinstance(value, str):
-        return None
-    return value if len(value) <= _ECHO_LIMIT else value[:_ECHO_LIMIT] + "…"
-
-
-def _describe(error: ValidationError, prefix: str = "") -> str:
-    """One readable line for the first pydantic error, without echoing the input."""
-    first = error.errors(include_url=False, include_input=False)[0]
-    loc = ".".join(str(p) for p in first.get("loc", ()))
-    where = f"{prefix}{'.' if prefix and loc else ''}{loc}"
-    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    if first.get("type") == "string_pattern_mismatch" and "disk-" in str(first.get("ctx", "")):
-        msg = _DISK_ID_RULE
-    return f"{where}: {msg}" if where else msg
-
-
-def _invalid(storage_id: Any, name: Any, message: str) -> SnapshotResult:
-    return SnapshotResult.failure(
-        _echo(storage_id),
-        name if isinstance(name, str) and len(name) <= MAX_SNAPSHOT_NAME else None,
-        SeedCode.INVALID_PARAMETER,
-        message,
-    )
-
-
-def _raw_items(document: dict[str, Any]) -> tuple[bool, list[Any]]:
-    """(seed form?, every disk entry as given) before any validation."""
-    raw_single = document.get("storageId", document.get("diskId"))
-    raw_disks = document.get("disks")
-    raw_items: list[Any] = [] if raw_single is None else [raw_single]
-    if isinstance(raw_disks, list):
-        raw_items.extend(raw_disks)
-    return raw_single is not None and raw_disks is None, raw_items
-
-
-def _copy_options(parsed: ParsedRequest, options: RequestOptions) -> None:
-    """The request-level fields, validated, onto the parsed request."""
-    parsed.tags = dict(options.tags)
-    parsed.idempotency_key = options.idempotencyKey
-    parsed.reply_to = options.replyTo
-    parsed.correlation = options.correlation
-    parsed.selector = options.selector
-    parsed.region = options.region
-    parsed.action = options.action
-    parsed.retain_days = options.retainDays
-    parsed.deadline = options.deadline
-    parsed.retention = options.retention
-    parsed.notify = options.notify
-    parsed.dry_run = options.dryRun
-    parsed.consistent = options.consistent
-
-
-def parse_request(document: Any) -> ParsedRequest:
-    """Validate a request document (a dict, or JSON text) disk by disk.
-
-    Returns the valid :class:`DiskTarget` list and one 9003 result for each
-    problem found. Never raises for bad input.
-
-    Example
-    -------
-    >>> parsed = parse_request({"disks": ["disk-g73hhs4o", "disk-BAD"]})
-    >>> [t.disk_id for t in parsed.targets], [r.code for r in parsed.rejected]
-    (['disk-g73hhs4o'], [9003])
-    """
-    parsed = ParsedRequest()
-    if isinstance(document, (str, bytes, bytearray)):
-        try:
-            document = json.loads(document)
-        except (ValueError, RecursionError) as exc:
-            parsed.reject(_invalid(None, None, f"request is not valid JSON: {exc}"[:200]), 0)
-            return parsed
-    if not isinstance(document, dict):
-        kind = type(document).__name__
-        parsed.reject(_invalid(None, None, f"request must be a JSON object, got {kind}"), 0)
-        return parsed
-
-    # Collect the raw disk references first so that a request-level problem can
-    # still be reported once per disk the caller named.
-    parsed.seed_form, raw_items = _raw_items(document)
-
-    def reject_all(message: str) -> ParsedRequest:
-        if not raw_items:
-            parsed.reject(_invalid(None, None, message), 0)
-        for position, item in enumerate(raw_items):
-            ref = item.get("storageId", item.get("diskId")) if isinstance(item, dict) else item
-            parsed.reject(_invalid(ref, None, message), position)
-        return parsed
-
-    try:
-        options = RequestOptions.model_validate(document)
-    except ValidationError as exc:
-        return reject_all(_describe(exc))
-
-    if options.storageId is not None and options.disks is not None:
-        return reject_all("give either storageId (seed form) or disks (batch form), not both")
-    if options.storageId is None and not options.disks and options.selector is None:
-        return reject_all("request names no disks: set storageId, a non-empty disks list, or a selector")
-
-    _copy_options(parsed, options)
-    default_name = options.snapshotName or DEFAULT_SNAPSHOT_NAME
-    parsed.snapshot_name = default_name
-    seen: set[str] = set()
-    if options.storageId is not None:
-        items: list[tuple[str, Any]] = [("storageId", options.storageId)]
-    else:
-        items = [(f"disks[{i}]", item) for i, item in enumerate(options.disks or [])]
-
-    for position, (where, item) in enumerate(items):
-        entry = _entry(item, where)
-        if isinstance(entry, str):
-            ref = item.get("storageId", item.get("diskId")) if isinstance(item, dict) else item
-            name = item.get("snapshotName") if isinstance(item, dict) else None
-            parsed.reject(_invalid(ref, name, entry), position)
-            continue
-        target = DiskTarget(entry.storageId, entry.snapshotName or default_name, position)
-        if target.disk_id in seen:  # one snapshot per disk per request
-            continue
-        seen.add(target.disk_id)
-        parsed.targets.append(target)
-    return parsed

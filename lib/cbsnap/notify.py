@@ -44,24 +44,23 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from aws_lambda_powertools import Logger
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from cbsnap.client import CbsApi, SnapshotInfo
+from cbsnap.cbs import CbsApi, SnapshotInfo
 from cbsnap.codes import SeedCode
 from cbsnap.errors import CbsnapError, CloudError
 from cbsnap.events.queue import RECHECK_FIELD
 from cbsnap.ledger import Ledger
 from cbsnap.models import ReplyTo, SnapshotResult
+from cbsnap.outcome import Outcome
 from cbsnap.scf import Clock, Deadline
 from cbsnap.sinks import DeliveryReport, RequestMeta
-from cbsnap.snapshots import Outcome
 
 if TYPE_CHECKING:
+    from cbsnap.logs import Log
     from cbsnap.tdmq import TdmqApi
 
 RECHECK_VERSION = 1
@@ -139,13 +138,6 @@ def parse_recheck(document: Any) -> Recheck | str:
         return f"re-check message: {where}: {first.get('msg', 'invalid')}"[:200]
 
 
-@dataclass
-class RecheckOutcome(Outcome):
-    """A re-check's events, plus the snapshots whose next re-check could not be sent."""
-
-    unscheduled: list[str] = field(default_factory=list)
-
-
 # -- the notifier ----------------------------------------------------------------------------
 
 
@@ -180,7 +172,7 @@ class Notifier:
         *,
         region: str,
         queue: str | None,
-        logger: Logger,
+        logger: Log,
         delay: int = 15,
         max_delay: int = 300,
         timeout: int = 3600,
@@ -262,7 +254,7 @@ class Notifier:
 
     def recheck(
         self, recheck: Recheck, carrier: RequestMeta, deadline: Deadline, deliver: Deliver
-    ) -> RecheckOutcome:
+    ) -> Outcome:
         """Poll the snapshots of ``recheck``, emit the events that are due, re-schedule the rest.
 
         ``carrier`` is the identity of the queue message that brought the re-check;
@@ -307,7 +299,7 @@ class Notifier:
                 emitted.append(event)
             else:
                 duplicates.append(key)
-        outcome = RecheckOutcome(results=emitted)
+        outcome = Outcome(results=emitted)
         meta = RequestMeta(
             trigger=recheck.trigger,
             request_key=recheck.requestKey,
@@ -316,7 +308,6 @@ class Notifier:
             reply_to=recheck.replyTo,
             correlation=recheck.correlation,
         )
-        outcome.meta = meta
         if emitted:
             outcome.delivery.extend(deliver(emitted, meta, deadline))
         if pending:

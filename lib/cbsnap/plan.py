@@ -8,15 +8,17 @@ snapshot already CREATING, and whether this request already made its snapshot
 
 from __future__ import annotations
 
-from cbsnap.client import DESCRIBE_SNAPSHOTS_MAX_DISKS, DiskInfo, SnapshotInfo
+from cbsnap.cbs import DESCRIBE_SNAPSHOTS_MAX_DISKS, DiskInfo, SnapshotInfo
 from cbsnap.codes import SeedCode
 from cbsnap.errors import CloudError, DeadlineReached
-from cbsnap.models import DiskTarget, ParsedRequest, SnapshotResult
-from cbsnap.ownership import disk_key
+from cbsnap.lookup import KeyedLookup
+from cbsnap.models import DiskTarget, SnapshotResult
+from cbsnap.ownership import KEY_TAG, disk_key
+from cbsnap.request import Placed, Request
 from cbsnap.scf import Deadline
 from cbsnap.selectors import Resolution, failure
-from cbsnap.sinks import RequestMeta
-from cbsnap.snapshots import Outcome, SnapshotService
+from cbsnap.snapshots import ApiProvider
+from cbsnap.workers import Parallel, sequential
 
 SNAPSHOT_QUOTA = 64  # per disk, Tencent's documented limit
 PLAN = "plan"
@@ -25,16 +27,23 @@ PLAN = "plan"
 class Planner:
     """Predicts, per disk, what :meth:`SnapshotService.snapshot` would do."""
 
-    def __init__(self, service: SnapshotService, quota: int = SNAPSHOT_QUOTA) -> None:
-        self._service = service
+    def __init__(
+        self,
+        apis: ApiProvider,
+        *,
+        lookup: KeyedLookup,
+        parallel: Parallel = sequential,
+        quota: int = SNAPSHOT_QUOTA,
+    ) -> None:
+        self._apis = apis
+        self._lookup = lookup
+        self._parallel = parallel
         self._quota = quota
 
-    def plan(
-        self, parsed: ParsedRequest, resolution: Resolution, meta: RequestMeta, deadline: Deadline
-    ) -> Outcome:
-        """One ``action: "plan"`` result per disk: code 0 when a run would succeed,
+    def plan(self, request: Request, resolution: Resolution, deadline: Deadline) -> list[Placed]:
+        """One ``action: "plan"`` result per eligible disk: code 0 when a run would succeed,
         else the code the run would end with and why."""
-        placed = parsed.placed_rejections() + resolution.refused
+        placed: list[Placed] = []
         batches: list[list[DiskTarget]] = []
         for region in resolution.regions():
             in_region = [t for t in resolution.eligible if t.region == region]
@@ -43,32 +52,31 @@ class Planner:
                 for i in range(0, len(in_region), DESCRIBE_SNAPSHOTS_MAX_DISKS)
             )
 
-        def check(batch: list[DiskTarget]) -> list[tuple[int, SnapshotResult]]:
-            return self._check_batch(batch, parsed, resolution.infos, meta, deadline)
+        def check(batch: list[DiskTarget]) -> list[Placed]:
+            return self._check_batch(batch, request, resolution.infos, deadline)
 
-        for part in self._service.fan_out(check, batches):
+        for part in self._parallel(check, batches):
             placed.extend(part)
-        placed.sort(key=lambda pair: pair[0])
-        outcome = Outcome(results=[r.model_copy(update={"action": PLAN}) for _, r in placed])
-        return outcome
+        return placed
 
     def _check_batch(
-        self,
-        batch: list[DiskTarget],
-        parsed: ParsedRequest,
-        infos: dict[str, DiskInfo],
-        meta: RequestMeta,
-        deadline: Deadline,
-    ) -> list[tuple[int, SnapshotResult]]:
+        self, batch: list[DiskTarget], request: Request, infos: dict[str, DiskInfo], deadline: Deadline
+    ) -> list[Placed]:
+        meta = request.meta
         region = batch[0].region or ""
-        api = self._service.api_for(region)
+        api = self._apis(region)
         disk_ids = [t.disk_id for t in batch]
         keys = {disk_key(meta.request_key, d): d for d in disk_ids}
+
+        def match(snap: SnapshotInfo) -> str | None:
+            key = snap.tags.get(KEY_TAG)
+            return key if key in keys else None
+
         try:
             _, creating_page = api.describe_snapshots(deadline, disk_ids=disk_ids, states=["CREATING"])
             existing: dict[str, SnapshotInfo] = {}
             if not meta.key_is_fresh:
-                found = self._service.find_keyed(api, disk_ids, set(keys), deadline)
+                found = self._lookup.find(api, disk_ids, match, len(keys), deadline)
                 existing = {keys[k]: snap for k, snap in found.items()}
         except (CloudError, DeadlineReached) as exc:
             return [(t.position, failure(t, exc)) for t in batch]
@@ -95,7 +103,7 @@ class Planner:
                     f"the disk holds {info.snapshot_count} snapshots (quota {self._quota})",
                 )
             else:
-                result = _would_create(target, parsed, info)
+                result = _would_create(target, request, info)
             out.append((target.position, result))
         return out
 
@@ -106,10 +114,10 @@ def _would_fail(target: DiskTarget, code: SeedCode, why: str) -> SnapshotResult:
     )
 
 
-def _would_create(target: DiskTarget, parsed: ParsedRequest, info: DiskInfo | None) -> SnapshotResult:
+def _would_create(target: DiskTarget, request: Request, info: DiskInfo | None) -> SnapshotResult:
     parts = [f"dry run: would create snapshot {target.snapshot_name!r}"]
-    if parsed.expires_at:
-        parts.append(f"expiring {parsed.expires_at}")
+    if request.expires_at:
+        parts.append(f"expiring {request.expires_at}")
     if info is not None:
         parts.append(f"quota headroom {SNAPSHOT_QUOTA - info.snapshot_count}")
     return SnapshotResult(

@@ -37,22 +37,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from aws_lambda_powertools import Logger
-
 from cbsnap.errors import CbsnapError, CloudError
 from cbsnap.models import ReplyTo, SnapshotResult
-from cbsnap.scf import Clock, Deadline
+from cbsnap.outcome import summarize
+from cbsnap.scf import Deadline
 from cbsnap.sinks import DeliveryReport, Redactor, RequestMeta
-from cbsnap.snapshots import NOT_ATTEMPTED
 
 if TYPE_CHECKING:
+    from cbsnap.logs import Log
     from cbsnap.tdmq import SentMessage, TdmqApi
 
 # CMQ's message size limit ("MsgContent … total ≤ 1024 KB"); cbsnap.tdmq has the same
 # constant, but importing it here would load the TDMQ SDK at cold start.
 MAX_MESSAGE_BYTES = 1024 * 1024
-# RequestMeta.extra key under which the runtime passes the delivery deadline (a Deadline).
-DELIVER_BY = "deliver_by"
 _REPORT_LIMIT = 300
 _MESSAGE_LIMIT = 200  # of the cloud's error message, in a report
 
@@ -87,17 +84,6 @@ def destinations(queue: str | None, topic: str | None, reply_to: ReplyTo | None)
         if dest not in found:
             found.append(dest)
     return found
-
-
-def summarize(results: Sequence[SnapshotResult]) -> dict[str, int]:
-    """The request's counts, as in the handlers' response."""
-    succeeded = sum(1 for r in results if r.ok)
-    return {
-        "total": len(results),
-        "succeeded": succeeded,
-        "failed": len(results) - succeeded,
-        "notAttempted": sum(1 for r in results if r.message == NOT_ATTEMPTED),
-    }
 
 
 def _dumps(value: Any) -> str:
@@ -175,9 +161,6 @@ class QueueSink:
         The configured destinations (``CBSNAP_RESULT_QUEUE`` / ``CBSNAP_RESULT_TOPIC``), if any.
     logger, redactor:
         Failures are logged; bodies and reports are redacted.
-    fallback_budget:
-        Seconds allowed for delivery when the runtime passed no deadline in
-        ``meta.extra[DELIVER_BY]``.
     limit:
         Message size limit in bytes (CMQ: 1 MB); tests lower it to exercise splitting.
     """
@@ -189,10 +172,8 @@ class QueueSink:
         region: str,
         queue: str | None = None,
         topic: str | None = None,
-        logger: Logger,
+        logger: Log,
         redactor: Redactor,
-        fallback_budget: float = 10.0,
-        clock: Clock | None = None,
         limit: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self._apis = apis
@@ -201,11 +182,11 @@ class QueueSink:
         self._topic = topic
         self._logger = logger
         self._redact = redactor
-        self._fallback_budget = fallback_budget
-        self._clock = clock
         self._limit = limit
 
-    def emit(self, results: Sequence[SnapshotResult], meta: RequestMeta) -> Sequence[DeliveryReport]:
+    def emit(
+        self, results: Sequence[SnapshotResult], meta: RequestMeta, deliver_by: Deadline
+    ) -> Sequence[DeliveryReport]:
         """Send the results to every destination; one report per destination. Never raises."""
         targets = destinations(self._queue, self._topic, meta.reply_to)
         if not targets:
@@ -216,16 +197,7 @@ class QueueSink:
             self._logger.exception("sink.failed", extra={"sink": "queue", "request_key": meta.request_key})
             message = self._redact(f"could not build the message: {type(exc).__name__}: {exc}")
             return [DeliveryReport(sink=str(t), ok=False, message=message[:_REPORT_LIMIT]) for t in targets]
-        deadline = self._deadline(meta)
-        return [self._send(target, bodies, deadline, meta) for target in targets]
-
-    def _deadline(self, meta: RequestMeta) -> Deadline:
-        given = meta.extra.get(DELIVER_BY)
-        if isinstance(given, Deadline):
-            return given
-        if self._clock is not None:
-            return Deadline.after(self._fallback_budget, self._clock)
-        return Deadline.after(self._fallback_budget)
+        return [self._send(target, bodies, deliver_by, meta) for target in targets]
 
     def _send(
         self, target: Destination, bodies: Sequence[str], deadline: Deadline, meta: RequestMeta

@@ -4,6 +4,10 @@ Explicit disks are looked up by ID (100 a DescribeDisks call); a ``selector`` is
 resolved with DescribeDisks filters (``tag:KEY``, ``instance-id``), paging 100
 at a time, per region. Disks that cannot be snapshotted get their result here,
 without a CreateSnapshot call.
+
+A lookup that fails for a reason that may pass (out of time, throttled, an internal or
+network error) leaves its disks *not attempted*, so the trigger asks for a redelivery;
+only a failure that will not pass by itself (auth, invalid parameters) is final.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
-from cbsnap.client import CbsApi, DiskInfo
+from cbsnap.cbs import CbsApi, DiskInfo
 from cbsnap.codes import SeedCode
 from cbsnap.errors import CloudError, DeadlineReached
-from cbsnap.models import DiskTarget, ParsedRequest, Selector, SnapshotResult
+from cbsnap.models import DiskTarget, Selector, SnapshotResult
+from cbsnap.request import Request
 from cbsnap.scf import Deadline
 
 T = TypeVar("T")
@@ -40,7 +45,6 @@ class Resolution:
     refused: list[tuple[int, SnapshotResult]] = field(default_factory=list)
     excluded: int = 0
     infos: dict[str, DiskInfo] = field(default_factory=dict)  # what DescribeDisks said, per disk
-    not_attempted: list[str] = field(default_factory=list)  # out of time before DescribeDisks
 
     def regions(self) -> list[str]:
         """The regions of the eligible disks, in first-seen order."""
@@ -63,13 +67,15 @@ class DiskResolver:
         self._default_region = default_region
         self._fan_out = fan_out
 
-    def resolve(self, parsed: ParsedRequest, deadline: Deadline) -> Resolution:
+    def resolve(self, request: Request, deadline: Deadline) -> Resolution:
         """Explicit disks and the selector's matches, deduplicated, exclusions applied."""
         resolution = Resolution()
-        region = parsed.region or self._default_region
-        excluded = set(parsed.selector.exclude) if parsed.selector else set()
-        explicit = [replace(t, region=region) for t in parsed.targets if t.disk_id not in excluded]
-        resolution.excluded = len(parsed.targets) - len(explicit)
+        options = request.options
+        selector = options.selector if options is not None else None
+        region = (options.region if options is not None else None) or self._default_region
+        excluded = set(selector.exclude) if selector else set()
+        explicit = [replace(t, region=region) for t in request.targets if t.disk_id not in excluded]
+        resolution.excluded = len(request.targets) - len(explicit)
         seen = {t.disk_id for t in explicit}
 
         infos: dict[str, DiskInfo] = {}
@@ -77,9 +83,7 @@ class DiskResolver:
             try:
                 infos.update(self._apis(region).describe_disks([t.disk_id for t in explicit], deadline))
             except (CloudError, DeadlineReached) as exc:
-                resolution.refused.extend((t.position, failure(t, exc)) for t in explicit)
-                if isinstance(exc, DeadlineReached):
-                    resolution.not_attempted.extend(t.disk_id for t in explicit)
+                resolution.refused.extend((t.position, lookup_failure(t, exc)) for t in explicit)
                 explicit = []
             for target in explicit:
                 info = infos.get(target.disk_id)
@@ -91,15 +95,22 @@ class DiskResolver:
                 else:
                     self._classify(target, info, resolution)
 
-        if parsed.selector is not None:
+        if selector is not None:
             self._resolve_selector(
-                parsed, region=region, excluded=excluded, seen=seen, into=resolution, deadline=deadline
+                request,
+                selector,
+                region=region,
+                excluded=excluded,
+                seen=seen,
+                into=resolution,
+                deadline=deadline,
             )
         return resolution
 
     def _resolve_selector(
         self,
-        parsed: ParsedRequest,
+        request: Request,
+        selector: Selector,
         *,
         region: str,
         excluded: set[str],
@@ -108,11 +119,9 @@ class DiskResolver:
         deadline: Deadline,
     ) -> None:
         resolution = into
-        assert parsed.selector is not None
-        selector = parsed.selector
         regions = list(selector.regions) or [region]
         filters = selector_filters(selector)
-        base = len(parsed.rejected) + len(parsed.targets)
+        base = len(request.rejections) + len(request.targets)
 
         def find(r: str) -> tuple[str, list[DiskInfo] | CloudError | DeadlineReached]:
             try:
@@ -123,13 +132,12 @@ class DiskResolver:
         position = base
         for r, found in self._fan_out(find, regions):
             if not isinstance(found, list):
-                where = SnapshotResult.failure(
-                    None,
-                    None,
-                    found.seed_code if isinstance(found, CloudError) else SeedCode.INTERNAL_ERROR,
-                    f"selector in region {r}: {found}",
-                    region=r,
-                )
+                why = f"selector in region {r}: {found}"
+                if may_pass(found):  # the disks it would have matched are unknown: redeliver
+                    where = SnapshotResult.not_attempted(None, None, why, region=r)
+                else:
+                    assert isinstance(found, CloudError)
+                    where = SnapshotResult.failure(None, None, found.seed_code, why, region=r)
                 resolution.refused.append((position, where))
                 position += 1
                 continue
@@ -140,7 +148,13 @@ class DiskResolver:
                 if info.disk_id in excluded:
                     resolution.excluded += 1
                     continue
-                target = DiskTarget(info.disk_id, parsed.snapshot_name, position, r)
+                target = DiskTarget(
+                    info.disk_id,
+                    request.snapshot_name,
+                    position,
+                    r,
+                    name_given=request.options is not None and request.options.snapshotName is not None,
+                )
                 position += 1
                 self._classify(target, info, resolution)
 
@@ -167,10 +181,32 @@ def _result(target: DiskTarget, code: SeedCode, message: str) -> SnapshotResult:
     return SnapshotResult.failure(target.disk_id, target.snapshot_name, code, message, region=target.region)
 
 
+def may_pass(exc: CloudError | DeadlineReached) -> bool:
+    """True for a failure a later delivery may not meet: out of time, throttled, busy,
+    an internal or network error."""
+    return isinstance(exc, DeadlineReached) or exc.is_throttle or exc.is_transient
+
+
+def lookup_failure(target: DiskTarget, exc: CloudError | DeadlineReached) -> SnapshotResult:
+    """The result of a disk whose read-only lookup failed: not attempted when the failure
+    may pass (nothing was done, so a redelivery is safe), else final with the cloud's code."""
+    if may_pass(exc):
+        why = exc.describe() if isinstance(exc, CloudError) else OUT_OF_TIME
+        return SnapshotResult.not_attempted(target.disk_id, target.snapshot_name, why, region=target.region)
+    return failure(target, exc)
+
+
 def failure(target: DiskTarget, exc: CloudError | DeadlineReached, *, suffix: str = "") -> SnapshotResult:
-    """The result of a disk whose call failed (or never started)."""
+    """The result of a disk whose read-only lookup failed or whose call never started.
+
+    Out of time → not attempted. A cloud error keeps its code (a transient one makes
+    the result ask for a redelivery through its code, see
+    :attr:`~cbsnap.models.SnapshotResult.needs_redelivery`).
+    """
     if isinstance(exc, DeadlineReached):
-        return _result(target, SeedCode.INTERNAL_ERROR, NOT_ATTEMPTED)
+        return SnapshotResult.not_attempted(
+            target.disk_id, target.snapshot_name, OUT_OF_TIME, region=target.region
+        )
     return SnapshotResult.failure(
         target.disk_id,
         target.snapshot_name,
@@ -181,4 +217,4 @@ def failure(target: DiskTarget, exc: CloudError | DeadlineReached, *, suffix: st
     )
 
 
-NOT_ATTEMPTED = "not attempted: the invocation's time ran out before this disk's turn"
+OUT_OF_TIME = "the invocation's time ran out before this disk's turn"

@@ -66,6 +66,7 @@ class Settings(BaseModel):
     safety_margin_ms: int = Field(default=3000, ge=0)
     default_request: dict[str, Any] | None = None
     service_name: str = "cbsnap"
+    log_level: str = "INFO"
     # webhook (API Gateway) authentication
     webhook_secret: SecretStr | None = None
     webhook_auth: str = Field(default="hmac", pattern="^(hmac|gateway)$")
@@ -115,6 +116,7 @@ class Settings(BaseModel):
             "endpoint": Endpoint.parse(first("CBSNAP_ENDPOINT")),
             "default_request": json.loads(default_request) if default_request else None,
             "service_name": first("POWERTOOLS_SERVICE_NAME") or "cbsnap",
+            "log_level": first("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL") or "INFO",
             "webhook_secret": SecretStr(webhook_secret) if webhook_secret else None,
             "webhook_auth": first("CBSNAP_WEBHOOK_AUTH") or "hmac",
             "redis_url": SecretStr(redis_url) if redis_url else None,

@@ -4,15 +4,15 @@ one structured JSON record per disk result."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
-
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cbsnap.models import ReplyTo, SnapshotResult
+from cbsnap.scf import Deadline
+
+if TYPE_CHECKING:
+    from cbsnap.logs import Log
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,6 @@ class RequestMeta:
     invocation_id: str | None = None
     reply_to: ReplyTo | None = None  # from the request document
     correlation: dict[str, Any] | None = None  # from the request document, echoed back
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,10 @@ class DeliveryReport:
 class ResultSink(Protocol):
     """Receives the results of one request."""
 
-    def emit(self, results: Sequence[SnapshotResult], meta: RequestMeta) -> Sequence[DeliveryReport]:
-        """Deliver the results; report delivery problems rather than raise them."""
+    def emit(
+        self, results: Sequence[SnapshotResult], meta: RequestMeta, deliver_by: Deadline
+    ) -> Sequence[DeliveryReport]:
+        """Deliver the results by ``deliver_by``; report delivery problems rather than raise them."""
         ...
 
 
@@ -78,41 +79,15 @@ class Redactor:
         return text
 
 
-class _RedactingFormatter(LambdaPowertoolsFormatter):
-    def __init__(self, redactor: Redactor, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._redact = redactor
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self._redact(super().format(record))
-
-
-def make_logger(
-    service: str, redactor: Redactor, *, stream: IO[str] | None = None, level: str | None = None
-) -> Logger:
-    """A powertools Logger whose every line passes through ``redactor``.
-
-    powertools configures the stdlib logger named ``service`` once per process
-    and ignores later ``stream``/formatter arguments, so the one handler is
-    re-pointed here: a new runtime (a test, the CLI) gets its own stream and redactor.
-    """
-    formatter = _RedactingFormatter(redactor)
-    logger = Logger(service=service, level=level, stream=stream, logger_formatter=formatter)
-    handler = logger.registered_handler
-    handler.setFormatter(formatter)
-    formatter.append_keys(service=service)
-    if stream is not None and isinstance(handler, logging.StreamHandler):
-        handler.setStream(stream)
-    return logger
-
-
 class LogSink:
     """One JSON log record per disk result (SCF: stdout → CLS)."""
 
-    def __init__(self, logger: Logger) -> None:
+    def __init__(self, logger: Log) -> None:
         self._logger = logger
 
-    def emit(self, results: Sequence[SnapshotResult], meta: RequestMeta) -> Sequence[DeliveryReport]:
+    def emit(
+        self, results: Sequence[SnapshotResult], meta: RequestMeta, deliver_by: Deadline | None = None
+    ) -> Sequence[DeliveryReport]:
         """Log every result at INFO (success) or WARNING (failure)."""
         for result in results:
             record: dict[str, Any] = {

@@ -19,7 +19,7 @@ than a duplicate one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,3 +85,31 @@ class TdmqApi(SignedApi):
         if resp.Result is not True:
             raise CloudError(action, "FailedOperation", "the reply's Result was not true", request_id)
         return SentMessage(message_id=str(resp.MsgId) if resp.MsgId else None, request_id=request_id)
+
+
+class CmqChunkTransport:
+    """Fan-out chunks as messages on cbsnap's CMQ work queue or topic (:mod:`cbsnap.fanout`)."""
+
+    def __init__(
+        self,
+        apis: Callable[[str], TdmqApi],
+        *,
+        region: str,
+        queue: str | None = None,
+        topic: str | None = None,
+    ) -> None:
+        if not (queue or topic):
+            raise ValueError("give a queue or a topic")
+        self._apis = apis
+        self._region = region
+        self._queue = queue
+        self._topic = topic
+        self.name = f"queue:{queue}" if queue else f"topic:{topic}"
+
+    def send(self, body: str, deadline: Deadline) -> str | None:
+        """Send one chunk; returns its message id."""
+        api = self._apis(self._region)
+        if self._queue:
+            return api.send_queue_message(self._queue, body, deadline).message_id
+        assert self._topic is not None
+        return api.publish_topic_message(self._topic, body, deadline).message_id

@@ -37,11 +37,12 @@ from pydantic import TypeAdapter, ValidationError
 from cbsnap.codes import SeedCode
 from cbsnap.errors import CloudError, ConfigurationError, DeadlineReached
 from cbsnap.events.apigw import HttpRequest, parse_apigw_event
-from cbsnap.models import SNAPSHOT_ID_RE, IdempotencyKey, SnapshotResult, parse_request
+from cbsnap.models import SNAPSHOT_ID_RE, IdempotencyKey, SnapshotResult
+from cbsnap.outcome import Outcome
 from cbsnap.runtime import Runtime
 from cbsnap.scf import Clock, Deadline
+from cbsnap.selectors import OUT_OF_TIME
 from cbsnap.sinks import RequestMeta
-from cbsnap.snapshots import NOT_ATTEMPTED, Outcome
 from cbsnap.webauth import AuthError, signing_payload, verify
 
 WallClock = Callable[[], float]
@@ -117,30 +118,20 @@ def error_response(status: int, code: SeedCode, message: str, **extra: Any) -> H
     return HttpResponse(status, {"code": int(code), "codeDesc": code.desc, "message": message, **extra})
 
 
-def status_for(result: SnapshotResult, not_attempted: frozenset[str] = frozenset()) -> int:
-    """The HTTP status of one per-disk result."""
-    if result.code == SeedCode.INTERNAL_ERROR and (
-        result.storageId in not_attempted or result.message == NOT_ATTEMPTED
-    ):
+def status_for(result: SnapshotResult) -> int:
+    """The HTTP status of one per-disk result (not attempted: 503, try again)."""
+    if not result.attempted:
         return NOT_ATTEMPTED_STATUS
     return STATUS_FOR_CODE.get(result.code, 502)
 
 
 def outcome_response(outcome: Outcome, request_key: str, *, seed_shape: bool) -> HttpResponse:
     """The answer to a create: the one result at the top level (seed shape) or a batch."""
-    skipped = frozenset(outcome.not_attempted)
-    statuses = [status_for(r, skipped) for r in outcome.results]
+    statuses = [status_for(r) for r in outcome.results]
     status = max(statuses, default=400)
     if seed_shape and len(outcome.results) == 1:
         return HttpResponse(status, {**outcome.results[0].to_dict(), "requestKey": request_key})
     summary = outcome.summary()
-    # Counted from the results: a deadline that passed before the pre-check leaves
-    # not-attempted results without listing them in outcome.not_attempted.
-    summary["notAttempted"] = sum(
-        1
-        for r, s in zip(outcome.results, statuses, strict=True)
-        if s == NOT_ATTEMPTED_STATUS and r.code == SeedCode.INTERNAL_ERROR
-    )
     if status == 200:
         code, desc, message = 0, SeedCode.SUCCESS.desc, ""
     else:
@@ -281,8 +272,8 @@ class Webhook:
     def _reject(self, request: HttpRequest, problem: str) -> HttpResponse:
         """An authenticated but invalid request: one 9003 result, delivered like any result."""
         meta = self._meta(request, None)
-        outcome = self.runtime.reject(problem, meta)
-        return outcome_response(outcome, (outcome.meta or meta).request_key, seed_shape=True)
+        outcome = self.runtime.pipeline.reject(problem, meta)
+        return outcome_response(outcome, meta.request_key, seed_shape=True)
 
     def _header_key(self, request: HttpRequest) -> tuple[str | None, str | None]:
         """(Idempotency-Key header value, problem)."""
@@ -300,17 +291,17 @@ class Webhook:
         header_key, problem = self._header_key(request)
         if problem is not None:
             return self._reject(request, problem)
-        parsed = parse_request(document)
-        document_key = parsed.idempotency_key
+        pipeline = self.runtime.pipeline
+        prepared = pipeline.prepare(document, self._meta(request, header_key))
+        document_key = prepared.options.idempotencyKey if prepared.options is not None else None
         if header_key and document_key and header_key != document_key:
             return self._reject(
                 request, f"the {IDEMPOTENCY_HEADER} header and the idempotencyKey field disagree"
             )
-        meta = self._meta(request, header_key)
-        deadline = self.runtime.deadline_for(context)
-        outcome = self.runtime.run(document, meta, deadline)  # a document key replaces meta's
-        request_key = (outcome.meta or meta).request_key
-        return outcome_response(outcome, request_key, seed_shape=seed_shape or parsed.seed_form)
+        outcome = pipeline.handle(prepared, self.runtime.begin_invocation(context))
+        return outcome_response(
+            outcome, prepared.meta.request_key, seed_shape=seed_shape or prepared.seed_form
+        )
 
     def _create_from_document(self, request: HttpRequest, context: Any) -> HttpResponse:
         if not request.body.strip():
@@ -346,7 +337,7 @@ class Webhook:
         wait, problem = _wait_seconds(request)
         if problem is not None:
             return self._refuse(request, error_response(400, SeedCode.INVALID_PARAMETER, problem))
-        deadline = self.runtime.deadline_for(context)
+        deadline = self.runtime.begin_invocation(context)
         found = self._lookup(snapshot_id, deadline)
         polls = 1
         if wait and isinstance(found, dict) and found["state"] != USABLE_STATE:
@@ -382,7 +373,7 @@ class Webhook:
             found = self._lookup(snapshot_id, deadline)
             polls += 1
             if isinstance(found, HttpResponse):
-                if found.status == NOT_ATTEMPTED_STATUS and found.body.get("message") == NOT_ATTEMPTED:
+                if found.status == NOT_ATTEMPTED_STATUS and found.body.get("message") == OUT_OF_TIME:
                     return last, polls  # out of time for another look: answer what was seen last
                 return found, polls  # gone (404) or a cloud failure
             last = found
@@ -399,12 +390,12 @@ class Webhook:
             snapshotId=snapshot_id,
         )
         try:
-            api = self.runtime.service_api(region)
+            api = self.runtime.cbs(region)
             _total, page = api.describe_snapshots(deadline, snapshot_ids=[snapshot_id])
         except ConfigurationError as exc:
             return error_response(502, SeedCode.INTERNAL_ERROR, f"configuration: {exc}")
         except DeadlineReached:
-            return error_response(NOT_ATTEMPTED_STATUS, SeedCode.INTERNAL_ERROR, NOT_ATTEMPTED)
+            return error_response(NOT_ATTEMPTED_STATUS, SeedCode.INTERNAL_ERROR, OUT_OF_TIME)
         except CloudError as err:
             if err.code.startswith("InvalidSnapshotId.NotFound"):
                 return not_found

@@ -78,11 +78,20 @@ def _context(timeout_s: float) -> dict[str, Any]:
 
 def cmd_invoke(args: argparse.Namespace) -> int:
     """Run one handler with an event file, like ``sls invoke local``."""
+    from cbsnap.errors import RedeliveryRequested
     from cbsnap.runtime import Runtime, set_runtime
     from cbsnap.settings import Settings
 
     event = json.loads(Path(args.event).read_text(encoding="utf-8"))
     handler = load_handler(args.handler)
+
+    def call() -> Any:
+        try:
+            return handler(event, _context(args.timeout))
+        except RedeliveryRequested as exc:  # on SCF the platform would deliver the event again
+            print(f"cbsnap: {exc}", file=sys.stderr)
+            return exc.response
+
     if args.emulator:
         from cbsnap_emulator import Emulator, load_seed
 
@@ -90,10 +99,10 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             set_runtime(
                 Runtime.from_settings(_emulator_settings(emu, Settings.from_env()), stream=sys.stderr)
             )
-            result = handler(event, _context(args.timeout))
+            result = call()
     else:
         set_runtime(Runtime.from_settings(Settings.from_env(), stream=sys.stderr))
-        result = handler(event, _context(args.timeout))
+        result = call()
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
 
@@ -150,7 +159,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         snapshot_ids = [r["snapshotId"] for r in response["results"] if r.get("snapshotId")]
         if snapshot_ids:
             print("\nSnapshot progress (DescribeSnapshots):", file=out)
-            api = runtime.service_api(runtime.settings.region)
+            api = runtime.cbs(runtime.settings.region)
             _watch_progress(
                 api, snapshot_ids, out, timeout=args.creation_seconds * 4 + 10, deadline_cls=Deadline
             )
@@ -209,10 +218,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     def run(settings: Settings) -> dict[str, Any]:
         runtime = Runtime.from_settings(settings, stream=io.StringIO())
         meta = RequestMeta(trigger=args.trigger, request_key=f"plan/{int(time.time())}", key_is_fresh=True)
-        if isinstance(document, dict) and document.get("idempotencyKey"):
-            meta = RequestMeta(trigger=args.trigger, request_key=f"key/{document['idempotencyKey']}")
-        outcome = runtime.run(document, meta, runtime.deadline_for(_context(args.timeout)))
-        return outcome.to_response()
+        request = runtime.pipeline.prepare(document, meta)  # an idempotencyKey names the request
+        outcome = runtime.pipeline.handle(request, runtime.begin_invocation(_context(args.timeout)))
+        return outcome.to_response(request.meta)
 
     if args.emulator:
         from cbsnap_emulator import Emulator, load_seed

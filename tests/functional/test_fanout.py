@@ -14,7 +14,7 @@ from cbsnap_emulator import Emulator
 from cbsnap_emulator.runner import drain
 from handlers.messages import main_handler as messages_handler
 from handlers.timer import main_handler as timer_handler
-from tests.conftest import RuntimeHarness, emulator_settings, scf_context
+from tests.conftest import RuntimeHarness, answer, emulator_settings, scf_context
 
 
 def firing(document: dict[str, Any], time_: str = "2026-11-28T02:00:00Z") -> dict[str, Any]:
@@ -52,10 +52,18 @@ def test_thousand_disk_selector_through_fanout_and_the_message_handler(
 
     assert parent["chunks"] == 10 and parent["fanout"]["dispatched"] == 1000
     assert emulator.calls(action="CreateSnapshot") == [], "the parent only dispatches"
-    chunks = [json.loads(m["MsgContent"]) for m in emulator.messages(queue="cbsnap-work")]
+    envelopes = [json.loads(m["MsgContent"]) for m in emulator.messages(queue="cbsnap-work")]
+    chunks = [e["request"] for e in envelopes]
     assert sorted(len(c["disks"]) for c in chunks) == [100] * 10
     assert {c["region"] for c in chunks} == {"ap-guangzhou", "ap-shanghai"}
     assert {c["idempotencyKey"] for c in chunks} == {chunk_key(parent["requestKey"])}
+    # each chunk is the caller's own request (the selector's words are gone, the disks are its own)
+    assert all(set(c) == {"disks", "region", "idempotencyKey"} for c in chunks)
+    infos = [e["cbsnapChunk"] for e in envelopes]
+    assert {i["parentKey"] for i in infos} == {parent["requestKey"]} and {i["trigger"] for i in infos} == {
+        "timer"
+    }
+    assert sorted(i["index"] for i in infos) == list(range(1, 11)) and {i["of"] for i in infos} == {10}
 
     report = drain(
         lambda n: emulator.receive("cbsnap-work", n), messages_handler, queue="cbsnap-work", batch=1
@@ -97,7 +105,8 @@ def test_under_the_threshold_runs_inline(emulator: Emulator) -> None:
 def test_unsendable_chunks_leave_disks_not_attempted(emulator: Emulator) -> None:
     RuntimeHarness(emulator_settings(emulator, fanout_queue="no-such-queue", fanout_threshold=2))
     emulator.add_disks(5, tags={"few": "yes"})
-    response = timer_handler(firing({"selector": {"tags": {"few": "yes"}}}), scf_context())
+    response, redelivery = answer(timer_handler, firing({"selector": {"tags": {"few": "yes"}}}))
+    assert redelivery, "the parent is retried, so its unsent chunks are sent again"
     assert response["chunks"] == 0 and response["fanout"]["chunksFailed"] == 3
     assert response["notAttempted"] == 5
     assert all(r["code"] == 6000 and "ResourceNotFound" in r["message"] for r in response["results"])

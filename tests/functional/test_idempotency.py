@@ -182,9 +182,9 @@ def test_redis_rate_limit_is_shared_between_instances(emulator: Emulator, redis_
     def instance(part: list[str]) -> None:
         # each thread plays a separate function instance with its own runtime
         runtime = Runtime.from_settings(settings, stream=io.StringIO())
-        deadline = runtime.deadline_for(scf_context(timeout_ms=60_000))
+        deadline = runtime.begin_invocation(scf_context(timeout_ms=60_000))
         meta = RequestMeta(trigger="timer", request_key=f"r/{part[0]}")
-        out.append(runtime.run({"disks": part}, meta, deadline).summary())
+        out.append(runtime.pipeline.run({"disks": part}, meta, deadline).summary())
 
     threads = [threading.Thread(target=instance, args=(h,)) for h in halves]
     for t in threads:
@@ -227,13 +227,13 @@ def test_a_create_delayed_past_the_fresh_look_window_looks_again(emulator: Emula
     out: dict[str, Any] = {}
 
     def deliver_b() -> None:
-        deadline = b_runtime.deadline_for(scf_context(timeout_ms=30_000))
-        out["b"] = b_runtime.run(json.loads(event["Message"]), meta, deadline)
+        deadline = b_runtime.begin_invocation(scf_context(timeout_ms=30_000))
+        out["b"] = b_runtime.pipeline.run(json.loads(event["Message"]), meta, deadline)
 
     thread = threading.Thread(target=deliver_b)
     thread.start()
     time.sleep(0.5)  # B has looked, created disk-aaaaaaa1 and waits for its next CreateSnapshot slot
-    a = a_runtime.run({"disks": ["disk-aaaaaaa2"]}, meta, a_runtime.deadline_for(scf_context()))
+    a = a_runtime.pipeline.run({"disks": ["disk-aaaaaaa2"]}, meta, a_runtime.begin_invocation(scf_context()))
     emu.advance(5)  # A's snapshot is NORMAL: a second create would now succeed
     thread.join()
 

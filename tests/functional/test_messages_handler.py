@@ -11,7 +11,7 @@ from cbsnap.events.queue import MessagesNotAttempted
 from cbsnap.ownership import TRIGGER_TAG
 from cbsnap_emulator import Emulator, Fault
 from handlers.messages import main_handler
-from tests.conftest import RuntimeHarness, emulator_settings, load_event, owned_snapshots, scf_context
+from tests.conftest import RuntimeHarness, answer, emulator_settings, load_event, owned_snapshots, scf_context
 from tests.unit.test_queue_events import CKAFKA_DOC, CMQ_DOC, TDMQ_DOC, with_bodies
 
 
@@ -133,30 +133,35 @@ def test_malformed_events_are_reported_not_raised(
     assert harness.log_records(), "the problem must be logged too"
 
 
-def test_a_busy_disk_is_a_final_16005_not_an_exception(emulator: Emulator, harness: RuntimeHarness) -> None:
+def test_a_disk_still_busy_is_16005_and_its_message_is_redelivered(
+    emulator: Emulator, harness: RuntimeHarness
+) -> None:
     emulator.add_fault(Fault(action="CreateSnapshot", code="InvalidDisk.Busy", disk_id="disk-g73hhs4o"))
-    response = main_handler(
-        cmq({"storageId": "disk-g73hhs4o"}, {"storageId": "disk-lzrg2pwi"}), scf_context()
-    )
-    results = by_disk(response)
+    with pytest.raises(MessagesNotAttempted) as info:
+        main_handler(cmq({"storageId": "disk-g73hhs4o"}, {"storageId": "disk-lzrg2pwi"}), scf_context())
+    assert info.value.message_ids == ["m1"], "only the message with the busy disk comes back"
+    assert info.value.response is not None
+    results = by_disk(info.value.response)
     assert results["disk-g73hhs4o"]["code"] == 16005 and results["disk-lzrg2pwi"]["code"] == 0
-    assert response["notAttempted"] == 0
+    assert info.value.response["notAttempted"] == 0
 
 
 @pytest.mark.parametrize(
-    ("api_code", "seed_code"),
+    ("api_code", "seed_code", "redelivered"),
     [
-        ("InsufficientSnapshotQuota", 16006),
-        ("AuthFailure.UnauthorizedOperation", 4100),
-        ("InternalError", 6000),
+        ("InsufficientSnapshotQuota", 16006, False),
+        ("AuthFailure.UnauthorizedOperation", 4100, False),
+        ("InternalError", 6000, True),
     ],
 )
-def test_cloud_failures_are_final_results(
-    emulator: Emulator, harness: RuntimeHarness, api_code: str, seed_code: int
+def test_cloud_failures_end_with_their_code_and_transient_ones_are_redelivered(
+    emulator: Emulator, harness: RuntimeHarness, api_code: str, seed_code: int, redelivered: bool
 ) -> None:
     emulator.add_fault(Fault(action="CreateSnapshot", code=api_code))
-    [result] = main_handler(cmq({"storageId": "disk-g73hhs4o"}), scf_context())["results"]
+    response, redelivery = answer(main_handler, cmq({"storageId": "disk-g73hhs4o"}))
+    [result] = response["results"]
     assert result["code"] == seed_code and result["messageId"] == "m1"
+    assert redelivery == redelivered
 
 
 def test_out_of_time_raises_after_logging_every_result(emulator: Emulator) -> None:

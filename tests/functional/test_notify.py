@@ -240,7 +240,7 @@ def test_a_snapshot_deleted_before_it_was_reported_is_a_gone_timeout(emu: Emulat
     response = run_timer(notified(["disk-g73hhs4o"]))
     [snapshot_id] = [r["snapshotId"] for r in response["results"]]
     emu.advance(CREATION + 1)
-    cloud.runtime.service_api("ap-guangzhou").delete_snapshots([snapshot_id], Deadline.after(10))
+    cloud.runtime.cbs("ap-guangzhou").delete_snapshots([snapshot_id], Deadline.after(10))
 
     drain_work(emu)
 

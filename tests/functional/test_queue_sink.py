@@ -14,13 +14,14 @@ import pytest
 from pydantic import SecretStr
 
 from cbsnap.codes import SeedCode
+from cbsnap.logs import Log
 from cbsnap.models import ReplyTo, SnapshotResult
 from cbsnap.pacing import NoRateLimit
 from cbsnap.queue_sink import MAX_MESSAGE_BYTES, QueueSink, build_messages
 from cbsnap.runtime import Runtime, set_runtime, tdmq_apis
 from cbsnap.scf import Deadline
 from cbsnap.settings import Settings
-from cbsnap.sinks import Redactor, RequestMeta, make_logger
+from cbsnap.sinks import Redactor, RequestMeta
 from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, Fault
 from handlers.timer import main_handler
 from tests.conftest import FAST_POLICY, ROOT, RuntimeHarness, emulator_settings, scf_context
@@ -267,7 +268,7 @@ def test_a_request_bigger_than_one_cmq_message_is_split_and_accepted(queues: Emu
     """Over 1 MB of results: several parts, each accepted by the emulator (which enforces 1 MB)."""
     settings = emulator_settings(queues)
     stream = io.StringIO()
-    logger = make_logger("cbsnap", Redactor(settings.secrets()), stream=stream)
+    logger = Log("cbsnap", Redactor(settings.secrets()), stream=stream)
     sink = QueueSink(
         tdmq_apis(settings, NoRateLimit(), policy=FAST_POLICY),
         region="ap-guangzhou",
@@ -278,7 +279,7 @@ def test_a_request_bigger_than_one_cmq_message_is_split_and_accepted(queues: Emu
     results = [busy(i, "m" * 500, "n") for i in range(3000)]
     meta = RequestMeta(trigger="timer", request_key="timer/big/1", correlation=CORRELATION)
 
-    [report] = sink.emit(results, meta)
+    [report] = sink.emit(results, meta, Deadline.after(30))
 
     messages = queues.messages(queue=QUEUE)
     assert report.ok and report.message == f"{len(messages)} parts" and len(messages) >= 2
@@ -298,7 +299,7 @@ def test_delivery_gets_half_the_safety_margin_after_the_deadline(
     meta = RequestMeta(trigger="timer", request_key="k", reply_to=ReplyTo(queue=QUEUE))
     expired = Deadline.after(-10.0)
 
-    [report] = [r for r in runtime.deliver([], meta, expired) if r.sink.startswith("queue:")]
+    [report] = [r for r in runtime.pipeline.deliver([], meta, expired) if r.sink.startswith("queue:")]
 
     assert report.ok is delivered
     assert len(queues.messages(queue=QUEUE)) == int(delivered)

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
+from cbsnap.codes import TRANSIENT_CODES
 from cbsnap.ownership import KEY_TAG, OWNER_TAG, TRIGGER_TAG
 from cbsnap_emulator import Emulator, Fault
 from handlers.timer import main_handler
-from tests.conftest import RuntimeHarness, emulator_settings, load_event, owned_snapshots, scf_context
+from tests.conftest import RuntimeHarness, answer, emulator_settings, load_event, owned_snapshots, scf_context
 
 
 def timer_event(document: Any, *, name: str = "t1", time: str = "2026-11-28T02:00:00Z") -> dict[str, Any]:
@@ -94,9 +95,12 @@ def test_each_cloud_error_maps_to_its_seed_code(
 ) -> None:
     emulator.add_fault(Fault(action="CreateSnapshot", code=api_code, disk_id="disk-g73hhs4o"))
 
-    [result] = main_handler(timer_event({"storageId": "disk-g73hhs4o"}), scf_context())["results"]
+    response, redelivery = answer(main_handler, timer_event({"storageId": "disk-g73hhs4o"}))
 
+    [result] = response["results"]
     assert (result["code"], result["codeDesc"], result["snapshotId"]) == (seed_code, desc, None)
+    # A code that may pass (busy, creating, internal) makes SCF retry the run; a final one does not.
+    assert redelivery == (seed_code in TRANSIENT_CODES)
     assert api_code in result["message"]
     request_id = creates(emulator)[-1]["request_id"]
     assert request_id and request_id in result["message"] and result["requestId"] == request_id
@@ -157,8 +161,9 @@ def test_busy_disk_gets_a_few_attempts_then_a_16005(emulator: Emulator, harness:
     emulator.add_fault(
         Fault(action="CreateSnapshot", code="InvalidDisk.Busy", disk_id="disk-aaaaaaa1", times=1)
     )
-    response = main_handler(timer_event({"disks": ["disk-g73hhs4o", "disk-aaaaaaa1"]}), scf_context())
+    response, redelivery = answer(main_handler, timer_event({"disks": ["disk-g73hhs4o", "disk-aaaaaaa1"]}))
     by_disk = {r["storageId"]: r for r in response["results"]}
+    assert redelivery, "a disk still busy after its attempts is retried by the platform"
     assert by_disk["disk-g73hhs4o"]["code"] == 16005
     assert "gave up after 4 attempts" in by_disk["disk-g73hhs4o"]["message"]
     assert by_disk["disk-aaaaaaa1"]["code"] == 0
@@ -187,8 +192,9 @@ def test_throttling_is_retried_not_reported(emulator: Emulator, harness: Runtime
 def test_out_of_time_disks_are_reported_not_attempted(emulator: Emulator) -> None:
     RuntimeHarness(emulator_settings(emulator, rate_limit=2.0, concurrency=1, safety_margin_ms=0))
     disks = ["disk-g73hhs4o", "disk-lzrg2pwi", "disk-aaaaaaa1", "disk-aaaaaaa2"]
-    response = main_handler(timer_event({"disks": disks}), scf_context(timeout_ms=1200))
+    response, redelivery = answer(main_handler, timer_event({"disks": disks}), scf_context(timeout_ms=1200))
     codes = {r["storageId"]: r["code"] for r in response["results"]}
+    assert redelivery, "unattempted disks make the timer raise, so SCF retries the run"
     assert set(codes) == set(disks), "every disk ends with a result"
     assert response["notAttempted"] >= 1
     assert 6000 in codes.values() and 0 in codes.values()
@@ -224,9 +230,9 @@ def test_many_disks_are_paced_under_the_rate_limit(emulator: Emulator, harness: 
 
 def test_a_deadline_gone_before_the_first_call_leaves_every_disk_not_attempted(emulator: Emulator) -> None:
     RuntimeHarness(emulator_settings(emulator, safety_margin_ms=0))
-    response = main_handler(
-        timer_event({"disks": ["disk-aaaaaaa1", "disk-aaaaaaa2"]}), scf_context(timeout_ms=0)
+    response, redelivery = answer(
+        main_handler, timer_event({"disks": ["disk-aaaaaaa1", "disk-aaaaaaa2"]}), scf_context(timeout_ms=0)
     )
-    assert response["notAttempted"] == 2
+    assert redelivery and response["notAttempted"] == 2
     assert [r["code"] for r in response["results"]] == [6000, 6000]
     assert emulator.calls() == []

@@ -20,8 +20,8 @@ from pydantic import SecretStr
 from cbsnap.codes import SeedCode
 from cbsnap.events.apigw import parse_apigw_event
 from cbsnap.models import SnapshotResult
+from cbsnap.outcome import Outcome
 from cbsnap.runtime import set_runtime
-from cbsnap.snapshots import NOT_ATTEMPTED, Outcome
 from cbsnap.webauth import auth_headers, signing_payload
 from cbsnap.webhook import outcome_response, status_for
 from cbsnap_cli.main import main as cli_main
@@ -499,7 +499,7 @@ def test_not_attempted_is_503(emulator: Emulator, web: RuntimeHarness) -> None:
     status, body = call(post({"disks": ["disk-g73hhs4o", "disk-lzrg2pwi"]}), timeout_ms=0)
     assert (status, body["code"]) == (503, 6000) and "2 not attempted" in body["message"]
     assert body["notAttempted"] == 2
-    assert all(r["message"] == NOT_ATTEMPTED for r in body["results"])
+    assert all(r["attempted"] is False and r["message"].startswith("not attempted") for r in body["results"])
     assert emulator.calls(action="CreateSnapshot") == []
 
 
@@ -667,9 +667,9 @@ def test_status_table(code: SeedCode, status: int) -> None:
     assert status_for(_r(code)) == status
 
 
-def test_not_attempted_is_503_by_list_or_by_message() -> None:
-    assert status_for(_r(SeedCode.INTERNAL_ERROR, NOT_ATTEMPTED)) == 503
-    assert status_for(_r(SeedCode.INTERNAL_ERROR), frozenset({"disk-g73hhs4o"})) == 503
+def test_status_of_a_not_attempted_result() -> None:
+    assert status_for(SnapshotResult.not_attempted("disk-g73hhs4o", "n", "out of time")) == 503
+    assert status_for(_r(SeedCode.INTERNAL_ERROR)) == 502
 
 
 def test_worst_status_is_the_largest() -> None:
@@ -677,7 +677,7 @@ def test_worst_status_is_the_largest() -> None:
         [
             _r(SeedCode.SUCCESS),
             _r(SeedCode.INTERNAL_ERROR, disk="disk-lzrg2pwi"),
-            _r(SeedCode.INTERNAL_ERROR, NOT_ATTEMPTED, disk="disk-aaaaaaa1"),
+            SnapshotResult.not_attempted("disk-aaaaaaa1", "n", "out of time"),
         ]
     )
     response = outcome_response(outcome, "k", seed_shape=False)

@@ -91,6 +91,10 @@ class SoakConfig:
     timeout_ms: int = 15_000  # the function's time limit (context.time_limit_in_ms)
     safety_margin_ms: int = 1_000  # CBSNAP_SAFETY_MARGIN_MS
     max_redeliveries: int = 5  # platform redeliveries after MessagesNotAttempted
+    # The platform redelivers a failed event after a pause (SCF: about a minute for async
+    # retries), scaled down: long enough for a snapshot another request is creating on the
+    # disk (a 16027, retried since it may pass) to finish.
+    redelivery_delay: float = 1.0
     seed: int = 1
     redis: str | None = None  # CBSNAP_REDIS_URL for the workers
     log_dir: str | None = None  # keep each worker's log (stdout → CLS) here
@@ -129,6 +133,7 @@ class Delivery:
     request: int
     kind: str  # "first", "duplicate" (planned redelivery), "redelivery" (after MessagesNotAttempted)
     concurrent: bool = False  # planned to race another delivery of the same message
+    not_before: float = 0.0  # time.monotonic() before which it may not start (redeliveries)
 
 
 @dataclass
@@ -433,7 +438,8 @@ def _dispatch(
             in_flight += len(group)
             continue
         try:
-            record = done.get(timeout=5)
+            # wake up soon when only delayed redeliveries are waiting
+            record = done.get(timeout=5 if in_flight else 0.05)
         except queue.Empty:
             if not all(w.is_alive() for w in workers):
                 raise RuntimeError("a worker process died") from None
@@ -454,7 +460,8 @@ def _dispatch(
                 redelivered[index] += 1
                 # the platform redelivers a little later: behind a few other events
                 position = min(len(pending), rng.randint(config.processes, 3 * config.processes))
-                pending.insert(position, [Delivery(index, "redelivery")])
+                not_before = time.monotonic() + config.redelivery_delay
+                pending.insert(position, [Delivery(index, "redelivery", not_before=not_before)])
             else:
                 report.redeliveries_exhausted += 1
     report.elapsed_seconds = round(time.monotonic() - started, 2)
@@ -470,7 +477,10 @@ def _next_group(
     until no other delivery of its message is in flight: the platform redelivers after
     an invocation failed or timed out, not during it.
     """
+    now = time.monotonic()
     for position, group in enumerate(list(pending)[:window]):
+        if any(d.not_before > now for d in group):
+            continue
         if len(group) > idle:
             if position == 0:
                 return None  # keep the order: let the head group gather its workers

@@ -6,7 +6,6 @@ The executor is driven through a small in-memory stand-in for :class:`CbsApi`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
@@ -21,7 +20,6 @@ from cbsnap.janitor import (
     Janitor,
     Plan,
     create_time,
-    explicit_names,
     select,
 )
 from cbsnap.models import Retention
@@ -159,15 +157,6 @@ def test_duplicates_in_a_listing_count_once() -> None:
     assert deleted([one, one, snap("snap-a0000002", 1)], Retention(keepLast=1)) == ["snap-a0000001"]
 
 
-def test_explicit_names_reads_the_raw_document() -> None:
-    assert explicit_names({"selector": {"tags": {"a": "b"}}}) == (False, frozenset())
-    assert explicit_names({"snapshotName": "Unnamed", "disks": [DISK]}) == (True, frozenset())
-    doc = {"disks": [DISK, {"storageId": "disk-aaaaaaa2", "snapshotName": "db"}, {"diskId": "disk-aaaaaaa3"}]}
-    assert explicit_names(json.dumps(doc)) == (False, frozenset({"disk-aaaaaaa2"}))
-    assert explicit_names("not json") == (False, frozenset())
-    assert explicit_names([1, 2]) == (False, frozenset())
-
-
 # -- the executor, against an in-memory all-or-nothing DeleteSnapshots -----------------------------
 
 
@@ -228,7 +217,8 @@ def test_a_failed_batch_falls_back_to_one_by_one() -> None:
     records = {r.snapshotId: r for _, r in janitor(api).execute(plan, Deadline.after(30))}
     assert api.calls == [ids, *([i] for i in ids)]
     assert api.ids == {bound}
-    assert records[ids[0]].code == 6000 and "InvalidSnapshotId.NotFound" in records[ids[0]].message
+    # A snapshot that is gone is deleted (issue 9, finding 8: it used to be reported as 6000).
+    assert records[ids[0]].code == 0 and records[ids[0]].message == "already deleted"
     assert records[ids[0]].requestId == "rid-nf"
     assert records[bound].code == 6000
     assert "UnsupportedOperation.SnapshotHasBindedImage" in records[bound].message

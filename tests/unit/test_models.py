@@ -1,10 +1,28 @@
-"""The request document and the per-disk result."""
+"""The request document (validated once by :func:`cbsnap.request.prepare`) and the per-disk result."""
 
 import json
+from datetime import datetime, timezone
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from cbsnap.models import DiskTarget, SnapshotResult, parse_request
+from cbsnap.models import DiskTarget, SnapshotResult
+from cbsnap.request import prepare
+from cbsnap.sinks import RequestMeta
+
+NOW = datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc)
+
+
+def parse_request(document: Any) -> SimpleNamespace:
+    """The parts of a prepared request these tests look at."""
+    request = prepare(document, RequestMeta("timer", "timer/t1/x"), now=NOW)
+    return SimpleNamespace(
+        targets=list(request.targets),
+        rejected=[r for _, r in request.rejections],
+        seed_form=request.seed_form,
+        tags=request.options.tags if request.options is not None else {},
+    )
 
 
 def test_seed_form_with_name() -> None:
@@ -118,3 +136,40 @@ def test_result_dict_has_the_seed_contract_fields() -> None:
     assert {"storageId", "snapshotName", "code", "codeDesc", "message", "snapshotId"} <= ok.keys()
     failed = parse_request({"storageId": "nope"}).rejected[0].to_dict()
     assert failed["snapshotId"] is None and "requestId" not in failed
+
+
+def test_an_explicit_key_names_the_request_whatever_carried_it() -> None:
+    meta = RequestMeta("webhook", "webhook/abc", key_is_fresh=True)
+    request = prepare({"storageId": "disk-aaaaaaa1", "idempotencyKey": "deploy-77"}, meta, now=NOW)
+    assert request.meta.request_key == "key/deploy-77" and not request.meta.key_is_fresh
+    untouched = prepare({"storageId": "disk-aaaaaaa1"}, meta, now=NOW)
+    assert untouched.meta == meta
+
+
+def test_the_request_keeps_what_the_caller_said_and_which_names_were_given() -> None:
+    document = {"disks": ["disk-aaaaaaa1", {"storageId": "disk-aaaaaaa2", "snapshotName": "db"}]}
+    request = prepare(document, RequestMeta("timer", "t"), now=NOW)
+    assert request.options is not None and request.options.model_fields_set == {"disks"}
+    assert [(t.snapshot_name, t.name_given) for t in request.targets] == [("Unnamed", False), ("db", True)]
+    named = prepare({**document, "snapshotName": "nightly"}, RequestMeta("timer", "t"), now=NOW)
+    assert [t.name_given for t in named.targets] == [True, True]
+
+
+def test_expiry_comes_from_deadline_then_retain_days_then_the_trigger_default() -> None:
+    meta = RequestMeta("webhook", "w")
+    default = prepare({"storageId": "disk-aaaaaaa1"}, meta, default_retain_days=3, now=NOW)
+    assert default.expires_at == "2026-12-01T02:00:00+00:00"
+    days = prepare({"storageId": "disk-aaaaaaa1", "retainDays": 7}, meta, default_retain_days=3, now=NOW)
+    assert days.expires_at == "2026-12-05T02:00:00+00:00"
+    soon = prepare({"storageId": "disk-aaaaaaa1", "deadline": "2026-11-28T12:00:00Z"}, meta, now=NOW)
+    assert soon.targets == () and "less than one day ahead" in soon.rejections[0][1].message
+
+
+def test_not_attempted_is_typed_and_only_shown_when_true() -> None:
+    left = SnapshotResult.not_attempted("disk-aaaaaaa1", "n", "out of time")
+    assert not left.attempted and left.needs_redelivery and left.code == 6000
+    assert left.to_dict()["attempted"] is False and left.message.startswith("not attempted: ")
+    done = SnapshotResult.success(
+        DiskTarget("disk-aaaaaaa1", "n"), "snap-aaaaaaa1", request_id=None, region=None
+    )
+    assert "attempted" not in done.to_dict() and not done.needs_redelivery

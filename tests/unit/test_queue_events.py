@@ -17,7 +17,7 @@ from cbsnap.events.queue import (
     parse_queue_event,
 )
 from cbsnap.models import SnapshotResult
-from cbsnap.snapshots import NOT_ATTEMPTED, Outcome
+from cbsnap.outcome import Outcome
 from tests.conftest import load_event
 
 SEED = {"storageId": "disk-g73hhs4o", "snapshotName": "mySnap"}
@@ -252,7 +252,9 @@ def _message(msg_id: str) -> QueueMessage:
 def test_report_collects_results_and_does_not_raise_for_final_failures() -> None:
     report = BatchReport("cmq")
     report.add(_message("m1"), Outcome([_result("disk-g73hhs4o", SeedCode.SUCCESS, msg_id="m1")]))
-    report.add(_message("m2"), Outcome([_result("disk-lzrg2pwi", SeedCode.DISK_BUSY, "busy", "m2")]))
+    report.add(
+        _message("m2"), Outcome([_result("disk-lzrg2pwi", SeedCode.SNAPSHOT_NOT_SUPPORTED, "no", "m2")])
+    )
     report.raise_if_unattempted()
     response = report.to_response()
     assert response["trigger"] == "cmq" and response["messages"] == 2
@@ -269,8 +271,11 @@ def test_unattempted_disks_raise_naming_their_messages() -> None:
     report = BatchReport("ckafka")
     done = Outcome([_result("disk-g73hhs4o", SeedCode.SUCCESS, msg_id="t/0/1")])
     late = Outcome(
-        [_result("disk-lzrg2pwi", SeedCode.INTERNAL_ERROR, NOT_ATTEMPTED, "t/0/2")],
-        not_attempted=["disk-lzrg2pwi"],
+        [
+            SnapshotResult.not_attempted("disk-lzrg2pwi", "n", "out of time").model_copy(
+                update={"messageId": "t/0/2"}
+            )
+        ]
     )
     report.add(_message("t/0/1"), done)
     report.add(_message("t/0/2"), late)
@@ -279,6 +284,14 @@ def test_unattempted_disks_raise_naming_their_messages() -> None:
         report.raise_if_unattempted()
     assert info.value.message_ids == ["t/0/2"]
     assert "t/0/1" not in str(info.value)
+
+
+def test_a_transient_failure_asks_for_a_redelivery_too() -> None:
+    report = BatchReport("ckafka")
+    report.add(_message("t/0/3"), Outcome([_result("disk-lzrg2pwi", SeedCode.DISK_BUSY, "busy", "t/0/3")]))
+    assert report.to_response()["notAttempted"] == 0
+    with pytest.raises(MessagesNotAttempted, match="t/0/3"):
+        report.raise_if_unattempted()
 
 
 def test_the_exception_lists_at_most_twenty_ids() -> None:

@@ -26,10 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cbsnap.errors import CbsnapError
+from cbsnap.errors import RedeliveryRequested
 from cbsnap.models import SnapshotResult
+from cbsnap.outcome import Outcome, summarize
 from cbsnap.sinks import DeliveryReport, RequestMeta
-from cbsnap.snapshots import Outcome
 
 _ID_RE = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
 _TOPIC_MAX = 255
@@ -217,20 +217,22 @@ def _listed(message_ids: list[str]) -> str:
     return listed + (f" and {more} more" if more > 0 else "")
 
 
-class MessagesNotAttempted(CbsnapError):
-    """Raised after a batch when some messages had disks left unattempted: the
-    invocation ran out of time, or the look for an earlier snapshot of the request
-    failed (creating blind could duplicate it).
+class MessagesNotAttempted(RedeliveryRequested):
+    """Raised after a batch when some messages had disks whose work is unfinished: not
+    attempted (out of time, the look for an earlier snapshot failed, a lock held by
+    another delivery) or ended with a transient code (busy, throttled, internal error).
 
-    The platform then redelivers the event (CMQ: two retries; CKafka: the trigger's
-    retry count); the per-disk idempotency keys make re-processing safe.
+    The platform then redelivers the event (CKafka: the trigger's retry count); the
+    per-disk idempotency keys make re-processing safe.
     """
 
-    def __init__(self, message_ids: list[str]) -> None:
+    def __init__(self, message_ids: list[str], response: dict[str, Any] | None = None) -> None:
         self.message_ids = list(message_ids)
         super().__init__(
-            f"{len(message_ids)} message(s) had disks left unattempted (out of time, or the idempotency "
-            f"lookup failed); failing the invocation so the platform redelivers them: {_listed(message_ids)}"
+            f"{len(message_ids)} message(s) had disks whose work is unfinished (not attempted, or a "
+            "transient failure); failing the invocation so the platform redelivers them: "
+            + _listed(message_ids),
+            response,
         )
 
 
@@ -244,24 +246,20 @@ def is_recheck(document: Any) -> bool:
     return isinstance(document, dict) and RECHECK_FIELD in document
 
 
-class RechecksNotScheduled(CbsnapError):
+class RechecksNotScheduled(RedeliveryRequested):
     """Raised after a batch when a completion re-check's follow-up could not be sent.
 
     The platform then redelivers the re-check; events already emitted are claimed
     (cbsnap.notify), so the redelivery only re-sends the follow-up.
     """
 
-    def __init__(self, message_ids: list[str]) -> None:
+    def __init__(self, message_ids: list[str], response: dict[str, Any] | None = None) -> None:
         self.message_ids = list(message_ids)
         super().__init__(
             f"{len(message_ids)} completion re-check(s) could not schedule their next re-check; "
-            f"failing the invocation so the platform redelivers them: {_listed(message_ids)}"
+            f"failing the invocation so the platform redelivers them: {_listed(message_ids)}",
+            response,
         )
-
-
-def unattempted(outcome: Outcome) -> bool:
-    """True when some disk of ``outcome`` was never attempted (see :class:`MessagesNotAttempted`)."""
-    return bool(outcome.not_attempted)
 
 
 @dataclass
@@ -272,7 +270,6 @@ class BatchReport:
     messages: int = 0
     results: list[SnapshotResult] = field(default_factory=list)
     delivery: list[DeliveryReport] = field(default_factory=list)
-    not_attempted: int = 0
     unattempted_messages: list[str] = field(default_factory=list)
     unscheduled_rechecks: list[str] = field(default_factory=list)  # cbsnap.notify
 
@@ -281,22 +278,17 @@ class BatchReport:
         self.messages += 1
         self.results.extend(outcome.results)
         self.delivery.extend(outcome.delivery)
-        if unattempted(outcome):
-            self.not_attempted += len(outcome.not_attempted)
-            self.unattempted_messages.append(message.message_id or message.request_key)
-        if getattr(outcome, "unscheduled", None):  # a cbsnap.notify.RecheckOutcome
+        if outcome.unscheduled:  # a completion re-check could not hand on its follow-up
             self.unscheduled_rechecks.append(message.message_id or message.request_key)
+        elif outcome.needs_redelivery:
+            self.unattempted_messages.append(message.message_id or message.request_key)
 
     def to_response(self) -> dict[str, Any]:
         """``{"trigger", "messages", counts…, "results": [...]}``, each result with its messageId."""
-        succeeded = sum(1 for r in self.results if r.ok)
         response: dict[str, Any] = {
             "trigger": self.source,
             "messages": self.messages,
-            "total": len(self.results),
-            "succeeded": succeeded,
-            "failed": len(self.results) - succeeded,
-            "notAttempted": self.not_attempted,
+            **summarize(self.results),
             "results": [r.to_dict() for r in self.results],
         }
         if self.delivery:
@@ -307,6 +299,6 @@ class BatchReport:
         """Raise :class:`MessagesNotAttempted` when any message had disks left unattempted,
         else :class:`RechecksNotScheduled` when a completion re-check could not re-schedule."""
         if self.unattempted_messages:
-            raise MessagesNotAttempted(self.unattempted_messages)
+            raise MessagesNotAttempted(self.unattempted_messages, self.to_response())
         if self.unscheduled_rechecks:
-            raise RechecksNotScheduled(self.unscheduled_rechecks)
+            raise RechecksNotScheduled(self.unscheduled_rechecks, self.to_response())

@@ -1,0 +1,73 @@
+"""One runtime's structured log: JSON lines (SCF ships stdout to CLS), secrets redacted,
+the SCF invocation's ``request_id`` on every record.
+
+powertools' ``Logger`` configures the process-wide stdlib logger named after the service,
+so a second runtime in one process (a test, the CLI, ``cbsnap serve``) would re-point the
+first one's handler and stream — and with them its redactor. Here each runtime owns a
+private ``logging.Logger`` (never registered with the logging manager) formatted by
+powertools' ``LambdaPowertoolsFormatter``, so nothing is shared between runtimes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+from typing import IO, Any
+
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+from cbsnap.sinks import Redactor
+
+# The invocation being served on this thread of control (SCF runs one at a time per
+# instance; `cbsnap serve` may run several on threads, each with its own context).
+_request_id: ContextVar[str | None] = ContextVar("cbsnap_request_id", default=None)
+
+
+class _Formatter(LambdaPowertoolsFormatter):
+    def __init__(self, redactor: Redactor, service: str) -> None:
+        super().__init__()
+        self._redact = redactor
+        self.append_keys(service=service)
+
+    def format(self, record: logging.LogRecord) -> str:
+        request_id = _request_id.get()
+        if request_id and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        return self._redact(super().format(record))
+
+
+class Log:
+    """A small structured logger: ``info``/``warning``/``error``/``exception`` with ``extra`` keys."""
+
+    def __init__(
+        self, service: str, redactor: Redactor, *, stream: IO[str] | None = None, level: str = "INFO"
+    ) -> None:
+        self._logger = logging.Logger(f"cbsnap.{service}")  # private: not in logging's registry
+        known = isinstance(logging.getLevelName(level.upper()), int)  # 3.10 has no getLevelNamesMapping
+        self._logger.setLevel(level.upper() if known else "INFO")
+        self._logger.propagate = False
+        handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
+        handler.setFormatter(_Formatter(redactor, service))
+        self._logger.addHandler(handler)
+
+    @staticmethod
+    def begin_invocation(request_id: str | None) -> None:
+        """Stamp ``request_id`` on every record logged from here on in this context."""
+        _request_id.set(request_id or None)
+
+    def info(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
+        """An INFO record."""
+        self._logger.info(message, extra=extra, stacklevel=2)
+
+    def warning(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
+        """A WARNING record."""
+        self._logger.warning(message, extra=extra, stacklevel=2)
+
+    def error(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
+        """An ERROR record."""
+        self._logger.error(message, extra=extra, stacklevel=2)
+
+    def exception(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
+        """An ERROR record with the current exception's traceback."""
+        self._logger.exception(message, extra=extra, stacklevel=2)

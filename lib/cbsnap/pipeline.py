@@ -1,0 +1,283 @@
+"""The one request pipeline every trigger uses: prepare → execute → deliver → follow-ups.
+
+* :meth:`Pipeline.prepare` parses the document once into an immutable
+  :class:`~cbsnap.request.Request` (identity, expiry, options; :mod:`cbsnap.request`);
+* :meth:`Pipeline.execute` resolves the disks (:mod:`cbsnap.selectors`) and dispatches to the
+  one use case the request asks for — retention alone (``action: "prune"``,
+  :mod:`cbsnap.janitor`), a dry run (:mod:`cbsnap.plan`), consistent groups
+  (:mod:`cbsnap.groups`), fan-out of a large request (:mod:`cbsnap.fanout`), or snapshots
+  (:mod:`cbsnap.snapshots`, followed by retention when the request has a rule);
+* :meth:`Pipeline.handle` stamps the request's context on the results, hands them to every
+  sink (a failing sink never costs the others), and schedules completion re-checks.
+
+Handlers only read their event into a document and an identity, call :meth:`run` (or
+:meth:`prepare` + :meth:`handle` when they need the request first, as the webhook does),
+and turn the :class:`~cbsnap.outcome.Outcome` into the trigger's answer. Optional use
+cases are imported the first time a request takes them: cold starts pay only for what
+their event needs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from cbsnap.codes import SeedCode
+from cbsnap.errors import ConfigurationError
+from cbsnap.idempotent import IdempotentCreator
+from cbsnap.ledger import Ledger, NoLedger
+from cbsnap.lookup import KeyedLookup
+from cbsnap.models import SnapshotResult
+from cbsnap.outcome import Outcome, in_order
+from cbsnap.request import Placed, Request, prepare, rejection
+from cbsnap.scf import Clock, Deadline
+from cbsnap.selectors import DiskResolver, Resolution
+from cbsnap.sinks import DeliveryReport, RequestMeta, ResultSink
+from cbsnap.snapshots import ApiProvider, SnapshotService
+from cbsnap.workers import Parallel, sequential
+
+if TYPE_CHECKING:
+    from cbsnap.fanout import FanOut
+    from cbsnap.janitor import Janitor
+    from cbsnap.logs import Log
+    from cbsnap.notify import Notifier
+
+WallClock = Callable[[], datetime]
+DRY_RUN_ACTION = "plan"
+DELETE_ACTION = "delete"
+
+
+class Pipeline:
+    """Runs requests (see the module docstring).
+
+    Parameters
+    ----------
+    apis:
+        Region → :class:`~cbsnap.cbs.CbsApi`.
+    region:
+        The function's region: disks named without one live here.
+    sinks:
+        Where results go (the log sink first); each gets the results of every request.
+    logger:
+        The runtime's log, for the pipeline's own records (failed sinks, fan-out).
+    default_retain_days:
+        Trigger name → the configured expiry of snapshots whose request sets none (0: keep).
+    delivery_grace:
+        Seconds past the work deadline the sinks may still use: the work stops at the
+        deadline, and the rest of the safety margin is kept for logging and answering.
+    """
+
+    def __init__(
+        self,
+        apis: ApiProvider,
+        *,
+        region: str,
+        sinks: Sequence[ResultSink],
+        logger: Log,
+        lookup: KeyedLookup,
+        creator: IdempotentCreator,
+        ledger: Ledger | None = None,
+        parallel: Parallel = sequential,
+        fanout: FanOut | None = None,
+        notifier: Callable[[], Notifier] | None = None,
+        default_retain_days: Callable[[str], int] = lambda trigger: 0,
+        delivery_grace: float = 0.0,
+        clock: Clock = time.monotonic,
+        wall_clock: WallClock = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.apis = apis
+        self._region = region
+        self._sinks = list(sinks)
+        self._logger = logger
+        self._lookup = lookup
+        self._creator = creator
+        self.ledger: Ledger = ledger or NoLedger()
+        self._parallel = parallel
+        self._fanout = fanout
+        self._make_notifier = notifier
+        self._notifier: Notifier | None = None
+        self._default_retain_days = default_retain_days
+        self._grace = delivery_grace
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._resolver = DiskResolver(apis, region, parallel)
+        self._snapshots = SnapshotService(
+            apis, lookup=lookup, creator=creator, ledger=self.ledger, parallel=parallel, clock=clock
+        )
+        self._janitor: Janitor | None = None
+
+    # -- the four steps ------------------------------------------------------------------------
+
+    def prepare(self, document: Any, meta: RequestMeta) -> Request:
+        """Parse ``document`` once: see :func:`cbsnap.request.prepare`. Never raises for bad input."""
+        return prepare(
+            document,
+            meta,
+            default_retain_days=self._default_retain_days(meta.trigger),
+            now=self._wall_clock(),
+        )
+
+    def execute(self, request: Request, deadline: Deadline) -> Outcome:
+        """Resolve the disks and run the use case the request asks for; one result per disk.
+
+        Never raises for cloud failures: every disk ends with a result. A configuration
+        problem (no credentials…) is every disk's result.
+        """
+        options = request.options
+        if options is None or not request.runnable:
+            return Outcome(in_order(request.rejections))
+        try:
+            resolution = self._resolver.resolve(request, deadline)
+            placed, fanout = self._dispatch(request, resolution, deadline)
+        except ConfigurationError as exc:
+            message = f"configuration: {exc}"
+            placed = [
+                (
+                    t.position,
+                    SnapshotResult.failure(t.disk_id, t.snapshot_name, SeedCode.INTERNAL_ERROR, message),
+                )
+                for t in request.targets
+            ] or [(0, SnapshotResult.failure(None, None, SeedCode.INTERNAL_ERROR, message))]
+            fanout = None
+        results = in_order([*request.rejections, *placed])
+        if options.action == "prune":  # every result of a prune is a delete record, dry run or not
+            results = [r if r.action else r.model_copy(update={"action": DELETE_ACTION}) for r in results]
+        elif options.dryRun:
+            results = [r.model_copy(update={"action": DRY_RUN_ACTION}) for r in results]
+        return Outcome(results, fanout=fanout)
+
+    def handle(self, request: Request, deadline: Deadline) -> Outcome:
+        """Execute ``request``, deliver its results to every sink, schedule its follow-ups."""
+        outcome = self.execute(request, deadline)
+        meta = request.meta
+        outcome.results = self._stamped(outcome.results, meta)
+        outcome.delivery = self.deliver(outcome.results, meta, deadline)
+        options = request.options
+        if options is not None and options.notify == "completed" and not options.dryRun:
+            notifier = self.notifier
+            if notifier is not None:
+                outcome.delivery.extend(notifier.schedule(outcome.results, meta, deadline))
+        return outcome
+
+    def run(self, document: Any, meta: RequestMeta, deadline: Deadline) -> Outcome:
+        """:meth:`prepare` then :meth:`handle`."""
+        return self.handle(self.prepare(document, meta), deadline)
+
+    def run_chunk(self, document: Any, carrier: RequestMeta, deadline: Deadline) -> Outcome:
+        """Run one fan-out chunk (:mod:`cbsnap.fanout`) under its parent's trigger name.
+
+        ``carrier`` is the identity of whatever brought the chunk; the chunk's own
+        ``idempotencyKey`` (derived from the parent's key) names the request.
+        """
+        from cbsnap.fanout import parse_chunk
+
+        chunk = parse_chunk(document)
+        if isinstance(chunk, str):
+            return self.reject(chunk, carrier, deadline)
+        info = chunk.cbsnapChunk
+        meta = RequestMeta(
+            trigger=info.trigger,
+            request_key=carrier.request_key,
+            source_id=info.parentKey,
+            message_id=carrier.message_id,
+            invocation_id=carrier.invocation_id,
+        )
+        return self.handle(self.prepare(chunk.request, meta), deadline)
+
+    def reject(self, problem: str, meta: RequestMeta, deadline: Deadline | None = None) -> Outcome:
+        """An event that carried no usable request: one 9003 result, delivered like any result."""
+        return self.handle(rejection(meta, problem), deadline or Deadline.after(0, self._clock))
+
+    def deliver(
+        self, results: Sequence[SnapshotResult], meta: RequestMeta, deadline: Deadline
+    ) -> list[DeliveryReport]:
+        """Hand results to every sink; a failing sink is logged, reported, and the others still run."""
+        deliver_by = Deadline.after(deadline.remaining() + self._grace, self._clock)
+        reports: list[DeliveryReport] = []
+        for sink in self._sinks:
+            try:
+                reports.extend(sink.emit(results, meta, deliver_by))
+            except Exception as exc:  # a sink must never lose the results for the others
+                self._logger.exception("sink.failed", extra={"sink": type(sink).__name__})
+                reports.append(DeliveryReport(sink=type(sink).__name__, ok=False, message=str(exc)[:300]))
+        return reports
+
+    def recheck(self, document: Any, meta: RequestMeta, deadline: Deadline) -> Outcome:
+        """Answer a completion re-check (``{"cbsnapRecheck": …}``, :mod:`cbsnap.notify`)."""
+        from cbsnap.notify import parse_recheck
+
+        recheck = parse_recheck(document)
+        if isinstance(recheck, str):
+            return self.reject(recheck, meta, deadline)
+        notifier = self.notifier
+        if notifier is None:
+            return self.reject("re-check: completion events are not wired in this runtime", meta, deadline)
+        return notifier.recheck(recheck, meta, deadline, self.deliver)
+
+    # -- collaborators built on first use ---------------------------------------------------------
+
+    @property
+    def notifier(self) -> Notifier | None:
+        """The completion-event notifier, built on first use (None when not wired)."""
+        if self._notifier is None and self._make_notifier is not None:
+            self._notifier = self._make_notifier()
+        return self._notifier
+
+    @property
+    def janitor(self) -> Janitor:
+        """The retention janitor, built (and imported) on first use: most requests have no rule."""
+        if self._janitor is None:
+            from cbsnap.janitor import Janitor
+
+            self._janitor = Janitor(
+                self.apis,
+                region=self._region,
+                wall_clock=lambda: self._wall_clock().timestamp(),
+                parallel=self._parallel,
+            )
+        return self._janitor
+
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    def _dispatch(
+        self, request: Request, resolution: Resolution, deadline: Deadline
+    ) -> tuple[list[Placed], dict[str, Any] | None]:
+        options = request.options
+        assert options is not None
+        placed: list[Placed] = list(resolution.refused)
+        if options.action == "prune":
+            return self.janitor.prune(request, resolution, deadline), None
+        if options.dryRun:
+            from cbsnap.plan import Planner
+
+            planner = Planner(self.apis, lookup=self._lookup, parallel=self._parallel)
+            return placed + planner.plan(request, resolution, deadline), None
+        if options.consistent:
+            from cbsnap.groups import ConsistentGroups
+
+            groups = ConsistentGroups(
+                self.apis, lookup=self._lookup, creator=self._creator, parallel=self._parallel
+            )
+            return placed + groups.snapshot(request, resolution, deadline), None
+        if self._fanout is not None and self._fanout.should_split(resolution):
+            handed, report = self._fanout.dispatch(request, resolution, deadline)
+            summary = report.to_dict()
+            self._logger.info("fanout.dispatched", extra={"request_key": request.meta.request_key, **summary})
+            return placed + handed, summary
+        created = self._snapshots.snapshot(request, resolution, deadline)
+        placed.extend(created)
+        if options.retention is not None:  # each disk's delete records follow its create
+            placed.extend(self.janitor.after_create(options.retention, created, deadline))
+        return placed, None
+
+    @staticmethod
+    def _stamped(results: list[SnapshotResult], meta: RequestMeta) -> list[SnapshotResult]:
+        """The request's context on every result: the carrying message and the correlation."""
+        stamp: dict[str, Any] = {}
+        if meta.message_id is not None:
+            stamp["messageId"] = meta.message_id
+        if meta.correlation is not None:
+            stamp["correlation"] = meta.correlation
+        return [r.model_copy(update=stamp) for r in results] if stamp else results
