@@ -469,24 +469,11 @@ class Janitor:
                     result = _record(scope, snap.snapshot_id, snap.name, candidate.skip, candidate.reason)
                 else:
                     how = done[snap.snapshot_id]
-                    if how.attempted:
-                        result = _record(
-                            scope,
-                            snap.snapshot_id,
-                            snap.name,
-                            how.code,
-                            how.message,
-                            request_id=how.request_id,
-                        )
-                    else:
-                        result = _record(
-                            scope,
-                            snap.snapshot_id,
-                            snap.name,
-                            how.code,
-                            how.message,
-                            request_id=how.request_id,
-                        ).model_copy(update={"attempted": False})
+                    result = _record(
+                        scope, snap.snapshot_id, snap.name, how.code, how.message, request_id=how.request_id
+                    )
+                    if not how.attempted:  # left for a redelivery, which lists and deletes again
+                        result = result.model_copy(update={"attempted": False})
                 records.append((scope.position, result))
         return records
 
