@@ -339,9 +339,10 @@ def create_trigger(ctx: Context, raw: dict[str, Any]) -> dict[str, Any]:
         name = ctx.state.ids.new("url", set()).removeprefix("url-")
         net = dict(config["NetConfig"])
         if net.get("EnableExtranet"):
-            net["ExtranetUrl"] = f"https://{name}-1250000000.{ctx.region}.tencentscf.com"
+            # https://<app-id>-<url-id>-<region>.scf.tencentcs.com (SCF's function URL overview, 583/96099)
+            net["ExtranetUrl"] = f"https://1250000000-{name}-{ctx.region}.scf.tencentcs.com"
         if net.get("EnableIntranet"):
-            net["IntranetUrl"] = f"https://{name}-1250000000.in.{ctx.region}.tencentscf.com"
+            net["IntranetUrl"] = f"https://1250000000-{name}-{ctx.region}-in.scf.tencentcs.com"
         desc = json.dumps({**config, "NetConfig": net})
     else:
         desc = json.dumps(rules.json_object(raw_desc, f"{trigger_type} TriggerDesc"))
