@@ -4,7 +4,8 @@ One SCF function carries all three triggers (docs/deploy.md explains why). This 
 routes each event, by its shape, to the trigger's own handler module:
 
 * ``{"Type": "Timer", …}`` → :mod:`timer`
-* an API Gateway event (``{"requestContext": {…}, "httpMethod": …}``) → :mod:`webhook`
+* an API Gateway event (``{"requestContext": {…}, "httpMethod": …}``) or a function URL's
+  (``{"httpMethod": …, "headers": {…}, "path": …}``) → :mod:`webhook`
 * everything else → :mod:`messages`: CMQ topic and CKafka ``Records``, a TDMQ CloudEvent,
   and anything unrecognisable, which it reports as a 9003 result instead of raising.
 
@@ -31,6 +32,9 @@ def route(event: Any) -> str:
         if isinstance(kind, str) and kind.lower() == "timer":
             return "timer"
         if isinstance(event.get("requestContext"), dict):
+            return "webhook"
+        # A function URL's event is API Gateway's without requestContext (SCF doc 583/96099).
+        if isinstance(event.get("httpMethod"), str) and isinstance(event.get("headers"), dict):
             return "webhook"
     return "messages"
 

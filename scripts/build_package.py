@@ -20,7 +20,10 @@ the runtime imports lazily, in a clean 3.10 interpreter with only the package on
 ``all`` compiles everything; ``none`` nothing (to measure).
 A module outside the import set still works: it is compiled in memory if it is ever imported.
 
-The zip is deterministic: sorted entries, fixed timestamps and permissions.
+The build is reproducible: two builds of one commit give byte-identical zips (the package test checks
+it). Entries are sorted, with fixed permissions and one timestamp, ``SOURCE_DATE_EPOCH`` (default
+1980-01-01; ``scripts/build.sh`` sets the commit's time); the bytecode is compiled with a fixed
+``PYTHONHASHSEED`` so that set and frozenset constants marshal in the same order every time.
 
 Run it through ``scripts/build.sh``, which finds the 3.10 interpreter.
 """
@@ -28,7 +31,9 @@ Run it through ``scripts/build.sh``, which finds the 3.10 interpreter.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -54,7 +59,30 @@ PRUNE_GLOBS = (
     "tencentcloud/common/http/*_async.py",
     "tencentcloud/*/v*/*_client_async.py",
     "certifi/tests/*",  # certifi's own test suite
+    "*/tests/**/*",  # any other dependency's test suite
+    "annotated_types/test_cases.py",  # annotated-types' test data, imported by nothing
+    "pydantic/mypy.py",  # pydantic's mypy plugin: a type checker's, never the runtime's
     "pydantic/v1/**/*",  # the pydantic 1 compatibility copy: cbsnap is pydantic 2 only
+    # The SDK's error-code constants: documentation as code, imported by nothing (the SDK raises
+    # TencentCloudSDKException with the code as a string).
+    "tencentcloud/*/v*/errorcodes.py",
+    "**/py.typed",  # PEP 561 markers, for type checkers
+    # Modules no handler imports (the import probe's list), optional parts of their packages:
+    # urllib3's SOCKS, pyOpenSSL and Emscripten back-ends, each imported only on request
+    "urllib3/contrib/socks.py",
+    "urllib3/contrib/pyopenssl.py",
+    "urllib3/contrib/emscripten/**/*",
+    "charset_normalizer/cli/**/*",
+    # charset-normalizer's pure-Python md/cd: the wheel's compiled md/cd extensions sit beside them and
+    # are what Python imports (extension modules come first on the same path entry).
+    "charset_normalizer/md.py",
+    "charset_normalizer/cd.py",
+    "pydantic/experimental/**/*",  # imported only by code that opts in
+    "idna/cli.py",
+    "idna/codec.py",
+    "idna/compat.py",
+    "requests/help.py",  # `python -m requests.help`
+    "certifi/__main__.py",
     # powertools utilities cbsnap never imports (it uses Logger only; idempotency and
     # parameters would even need boto3): 2 MB that keep the package under 15 MB.
     *(
@@ -85,13 +113,21 @@ PRUNE_GLOBS = (
 # Files that import a pruned module only lazily, inside a function cbsnap never calls:
 # powertools' pydantic_to_dict serves Logger.inject_lambda_context(log_event=True), unused here.
 # pydantic reaches for pydantic.v1 only for a type with a v1-style __get_validators__; cbsnap has none.
+# requests imports urllib3.contrib.socks inside try/except ImportError: without PySocks that import
+# fails anyway, so its absence changes nothing.
 PRUNED_LAZY_IMPORTERS = {
     "aws_lambda_powertools/shared/functions.py",
     "pydantic/_internal/_generate_schema.py",
+    "requests/adapters.py",
 }
-# dist-info files pip writes for its own bookkeeping; nothing reads them at run time.
-DIST_INFO_JUNK = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+# In *.dist-info only the licences stay (they must travel with the code). METADATA, WHEEL, RECORD,
+# entry points and SBOMs are read by installers, not at run time: no module of the package calls
+# importlib.metadata for a distribution it ships (pydantic's plugin scan finds no entry points, as
+# before; the package test runs every handler from the zip).
+LICENCE_NAMES = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE|AUTHORS)", re.IGNORECASE)
+DEFAULT_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
+# Fixed for every interpreter the build starts: set/frozenset constants marshal in hash order.
+HASH_SEED = "0"
 FORBIDDEN_TOP_LEVEL = (
     "boto3",
     "botocore",
@@ -188,14 +224,24 @@ def check_all_pinned(target: Path, pins: dict[str, str]) -> list[str]:
     return found
 
 
+def _licence(path: Path, dist_info: Path) -> bool:
+    """Whether ``path`` (inside ``dist_info``) is a licence file or inside a licences directory."""
+    parts = path.relative_to(dist_info).parts
+    return bool(LICENCE_NAMES.match(parts[-1])) or parts[0] in ("licenses", "licences")
+
+
 def clean_dependencies(target: Path) -> None:
-    """Drop what SCF never uses: console scripts, pip's bookkeeping, type stubs, PRUNE_GLOBS."""
+    """Drop what SCF never uses: console scripts, dist-info but licences, type stubs, PRUNE_GLOBS."""
     shutil.rmtree(target / "bin", ignore_errors=True)
     for path in sorted(target.rglob("*")):
-        if path.is_file() and (
-            (path.parent.name.endswith(".dist-info") and path.name in DIST_INFO_JUNK) or path.suffix == ".pyi"
-        ):
+        if not path.is_file():
+            continue
+        dist_info = next((d for d in path.parents if d.name.endswith(".dist-info")), None)
+        if (dist_info is not None and not _licence(path, dist_info)) or path.suffix == ".pyi":
             path.unlink()
+    for directory in sorted(target.rglob("*"), reverse=True):  # emptied dist-info subdirectories
+        if directory.is_dir() and ".dist-info" in str(directory) and not any(directory.iterdir()):
+            directory.rmdir()
     for cache in sorted(target.rglob("__pycache__"), reverse=True):
         shutil.rmtree(cache)
     removed = sorted({p for pattern in PRUNE_GLOBS for p in target.glob(pattern) if p.is_file()})
@@ -210,7 +256,8 @@ def clean_dependencies(target: Path) -> None:
     names = {
         ".".join(p.relative_to(target).with_suffix("").parts[: -1 if p.stem == "__init__" else None])
         for p in removed
-        if p.suffix == ".py"
+        # a source whose compiled extension module stays is still importable (charset_normalizer.md)
+        if p.suffix == ".py" and not any(p.parent.glob(f"{p.stem}.*.so"))
     }
     if names:
         dotted = "|".join(re.escape(n) for n in sorted(names))
@@ -275,6 +322,24 @@ print(json.dumps(files))
 """
 
 
+def build_env(epoch: int) -> dict[str, str]:
+    """The environment of the interpreters the build starts: no PYTHON* variable of the caller's, a fixed
+    hash seed and the source date. (``-I``/``-E`` would ignore PYTHONHASHSEED too, so the compiler runs
+    with ``-S -s`` and this environment instead.)"""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    return {**clean, "PYTHONHASHSEED": HASH_SEED, "SOURCE_DATE_EPOCH": str(epoch)}
+
+
+def source_date_epoch() -> int:
+    """``SOURCE_DATE_EPOCH`` from the environment (reproducible-builds.org), else 1980-01-01."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not raw:
+        return DEFAULT_EPOCH
+    if not raw.isdigit():
+        raise SystemExit(f"SOURCE_DATE_EPOCH must be unix seconds, got {raw!r}")
+    return max(int(raw), DEFAULT_EPOCH)
+
+
 def imported_files(python: str, root: Path, modules: Sequence[str]) -> list[Path]:
     """Source files under ``root`` imported by ``modules`` and every cbsnap module, in a clean
     ``python`` (-I -S). A module that fails to import fails the build."""
@@ -285,6 +350,7 @@ def imported_files(python: str, root: Path, modules: Sequence[str]) -> list[Path
         text=True,
         check=False,
         cwd=root,
+        env=build_env(source_date_epoch()),
     )
     if out.returncode != 0:
         raise SystemExit(f"importing the handlers from the package failed:\n{out.stderr}")
@@ -299,6 +365,7 @@ for path in files:
         path, dfile=path[len(root) + 1:], doraise=True,
         invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
     )
+assert sys.flags.hash_randomization == 0, "PYTHONHASHSEED was not applied"
 print(sys.implementation.cache_tag)
 """
 
@@ -307,15 +374,24 @@ def compile_bytecode(python: str, root: Path, files: Sequence[Path]) -> str:
     """Compile ``files`` with ``python`` into its ``__pycache__`` (unchecked hash pycs); returns the tag."""
     payload = json.dumps([str(root), [str(f) for f in files]])
     out = subprocess.run(  # noqa: S603 - the build's own interpreter and script
-        [python, "-I", "-S", "-c", _COMPILE], input=payload, capture_output=True, text=True, check=False
+        [python, "-S", "-s", "-c", _COMPILE],
+        input=payload,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=build_env(source_date_epoch()),
     )
     if out.returncode != 0:
         raise SystemExit(f"bytecode compilation failed:\n{out.stderr}")
     return out.stdout.strip()
 
 
-def write_zip(source: Path, zip_path: Path) -> tuple[int, int, int]:
-    """Deterministic zip of ``source``'s files; returns (zipped bytes, unzipped bytes, files)."""
+def write_zip(source: Path, zip_path: Path, epoch: int = DEFAULT_EPOCH) -> tuple[int, int, int]:
+    """Deterministic zip of ``source``'s files (sorted, one timestamp, fixed modes); returns (zipped bytes,
+    unzipped bytes, files)."""
+    import time
+
+    date_time = time.gmtime(epoch)[:6]
     files = sorted(
         (p for p in source.rglob("*") if p.is_file()), key=lambda p: p.relative_to(source).as_posix()
     )
@@ -324,7 +400,7 @@ def write_zip(source: Path, zip_path: Path) -> tuple[int, int, int]:
     unzipped = 0
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         for path in files:
-            info = zipfile.ZipInfo(path.relative_to(source).as_posix(), date_time=ZIP_DATE)
+            info = zipfile.ZipInfo(path.relative_to(source).as_posix(), date_time=date_time)
             info.compress_type = zipfile.ZIP_DEFLATED
             mode = 0o755 if path.suffix == ".so" else 0o644
             info.external_attr = (0o100000 | mode) << 16
@@ -397,11 +473,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         compiled = imported_files(args.python, staging, handlers)
     cache_tag = compile_bytecode(args.python, staging, compiled) if compiled else "-"
 
-    zipped, unzipped, count = write_zip(staging, out)
+    zipped, unzipped, count = write_zip(staging, out, source_date_epoch())
     largest = sizes_by_top_level(staging)[:8]
     summary = {
         "zip": str(out),
         "staging": str(staging),
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "zipped_bytes": zipped,
         "unzipped_bytes": unzipped,
         "files": count,
@@ -416,6 +493,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(f"wrote {out}")
+        print(f"  sha256   {summary['sha256']}")
         print(f"  zipped   {zipped / MB:6.2f} MB")
         print(f"  unzipped {unzipped / MB:6.2f} MB in {count} files")
         print(f"  bytecode {args.bytecode}: {len(compiled)} modules ({cache_tag}, unchecked-hash)")

@@ -16,6 +16,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from cbsnap_cli import deploy
+
 if TYPE_CHECKING:
     from cbsnap.settings import Settings
     from cbsnap_emulator import Emulator
@@ -379,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     drain_cmd.add_argument("--queue", default="cbsnap-work", help="the queue to drain (default cbsnap-work)")
     drain_cmd.add_argument("--emulator-url", default="http://127.0.0.1:9000", help="the running emulator")
     drain_cmd.set_defaults(func=cmd_drain)
+
+    deploy.register(sub)  # cbsnap deploy: lib/cbsnap_cli/deploy/
 
     emulator = sub.add_parser("emulator", help="serve the API emulator", add_help=False)
     emulator.add_argument("rest", nargs=argparse.REMAINDER)

@@ -69,6 +69,10 @@ class AdminApi:
             ("POST", "rate-limit"): self._rate_limit,
             ("POST", "latency"): self._latency,
             ("POST", "receive"): self._receive,
+            ("GET", "functions"): lambda q, b: (200, {"functions": self.emu.functions(q.get("region"))}),
+            ("GET", "invocations"): lambda q, b: (200, {"invocations": self.emu.invocations(q.get("state"))}),
+            ("POST", "invocations/run"): self._run_invocation,
+            ("POST", "invocations/run-pending"): self._run_pending,
         }
 
     def handle(self, method: str, route: str, query: str, body: bytes) -> Reply:
@@ -169,6 +173,19 @@ class AdminApi:
         body = self._object(payload)
         self.emu.set_latency(_number(body, "seconds"), _optional_str(body, "action"))
         return 200, {"ok": True}
+
+    def _run_invocation(self, _: dict[str, str], payload: Any) -> Reply:
+        request_id = _optional_str(self._object(payload), "id")
+        if request_id is None:
+            raise AdminError(400, "missing string 'id'")
+        try:
+            return 200, {"invocation": self.emu.run_invocation(request_id)}
+        except KeyError:
+            return 404, {"error": f"no invocation {request_id!r}"}
+
+    def _run_pending(self, _: dict[str, str], payload: Any) -> Reply:
+        rounds = int(_number(self._object(payload), "max_rounds", required=False, default=10))
+        return 200, {"ran": self.emu.run_pending(rounds), "pending": self.emu.invocations("pending")}
 
     def _receive(self, _: dict[str, str], payload: Any) -> Reply:
         body = self._object(payload)

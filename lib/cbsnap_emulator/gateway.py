@@ -29,6 +29,7 @@ from .faults import FaultSet
 from .ids import IdFactory
 from .params import decode_form, decode_json_body
 from .ratelimit import RateLimiter
+from .scf_actions import SCF_ACTIONS, SCF_RATE_LIMITS, AfterLock
 from .signature import MalformedAuthorization, parse_authorization
 from .state import State
 from .tdmq_actions import TDMQ_ACTIONS
@@ -39,6 +40,7 @@ log = logging.getLogger("cbsnap_emulator")
 SERVICES: dict[str, tuple[str, dict[str, Handler]]] = {
     "cbs": ("2017-03-12", CBS_ACTIONS),
     "tdmq": ("2020-02-17", TDMQ_ACTIONS),
+    "scf": ("2018-04-16", SCF_ACTIONS),
 }
 
 
@@ -67,6 +69,7 @@ class Settings:
     rate_limit: float = 20.0
     quota: int = 64
     latency: float = 0.0
+    scf_transition_seconds: float = 1.0  # state-clock seconds an SCF function is Creating/Updating
 
 
 @dataclass
@@ -143,11 +146,20 @@ class Gateway:
     def new_runtime(settings: Settings, rng_seed: int | None, credentials: list[Credential]) -> Runtime:
         """A fresh runtime for ``settings`` (no resources yet)."""
         rng = random.Random(rng_seed)
-        state = State(IdFactory(rng), creation_seconds=settings.creation_seconds, quota=settings.quota)
+        state = State(
+            IdFactory(rng),
+            creation_seconds=settings.creation_seconds,
+            quota=settings.quota,
+            scf_transition_seconds=settings.scf_transition_seconds,
+        )
+        limiter = RateLimiter(settings.rate_limit)
+        if settings.rate_limit > 0:  # SCF documents other limits for these actions
+            for action, rate in SCF_RATE_LIMITS.items():
+                limiter.set_rate(rate, action)
         return Runtime(
             state=state,
             rng=rng,
-            limiter=RateLimiter(settings.rate_limit),
+            limiter=limiter,
             latency_default=settings.latency,
             credentials={c.secret_id: c for c in credentials},
         )
@@ -211,6 +223,10 @@ class Gateway:
                 log.exception("emulator action %s failed", trace.action)
                 error = ApiError("InternalError", f"Emulator error: {type(exc).__name__}: {exc}")
             trace.record(error.code if error else None, fault.kind if fault else None)
+        if isinstance(result, AfterLock):  # e.g. a synchronous Invoke: the function runs without the lock
+            value = result.work()
+            with self.lock:
+                result = result.complete(value)
         if fault is not None and fault.kind == "lost_reply":
             return ApiReply(None)
         return ApiReply(envelope(trace.request_id, result, error))
@@ -227,7 +243,9 @@ class Gateway:
     @staticmethod
     def _resolve(service: str, version: str, action: str) -> Handler:
         if service not in SERVICES:
-            raise ApiError("NoSuchProduct", f"The product `{service}` is not emulated (cbs and tdmq are).")
+            raise ApiError(
+                "NoSuchProduct", f"The product `{service}` is not emulated (cbs, tdmq and scf are)."
+            )
         expected, actions = SERVICES[service]
         if not version:
             raise ApiError("MissingParameter", "The request is missing a required parameter `Version`.")

@@ -15,6 +15,7 @@ from typing import Any
 from .errors import ApiError
 from .ids import IdFactory
 from .resources import Disk, Snapshot, SnapshotGroup, new_disk_api, placement
+from .scf_state import ScfState
 
 # Regions the emulator answers for without any disk in them; any region a disk is added to joins too.
 # Others get UnsupportedRegion, as a typo would from the real API.
@@ -31,7 +32,9 @@ KNOWN_REGIONS = frozenset(
 class State:
     """All emulated resources (not thread-safe: the caller holds the emulator lock)."""
 
-    def __init__(self, ids: IdFactory, *, creation_seconds: float, quota: int) -> None:
+    def __init__(
+        self, ids: IdFactory, *, creation_seconds: float, quota: int, scf_transition_seconds: float = 1.0
+    ) -> None:
         self.ids = ids
         self.creation_seconds = creation_seconds
         self.quota = quota
@@ -42,6 +45,7 @@ class State:
         self.queues: dict[str, deque[dict[str, Any]]] = {}
         self.topics: set[str] = set()
         self.messages: list[dict[str, Any]] = []
+        self.scf = ScfState(scf_transition_seconds)  # SCF functions, triggers, invocations
         self._by_disk: dict[str, dict[str, None]] = {}  # disk id -> its snapshot ids, creation order
         self._creating: dict[str, None] = {}
         self._deadlines: list[tuple[float, int, str]] = []  # heap of (deadline, seq, snapshot id)
