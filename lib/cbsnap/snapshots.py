@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from cbsnap.cbs_time import parse_cbs_time
 from cbsnap.client import DESCRIBE_SNAPSHOTS_MAX_DISKS, CbsApi, RetryPolicy, SnapshotInfo
 from cbsnap.codes import SeedCode
 from cbsnap.errors import CloudError, DeadlineReached
@@ -39,7 +39,9 @@ F = TypeVar("F")
 # SCF retries async run errors for minutes, over-limit errors for up to 24 h, and
 # async events live 6 h by default: a day covers every redelivery path.
 DEFAULT_HORIZON_SECONDS = 24 * 3600.0
-# CreateTime has no zone (probably UTC+8): widen the cut-off so either reading is safe.
+# CreateTime is read as Beijing time (cbs_time). Should the service ever write UTC instead, that
+# reading makes a snapshot look 8 h older than it is, and the newest-first scan could stop before a
+# key it still needs: the cut-off keeps 8 h of slack so a wrong zone costs a longer scan, never a miss.
 CREATE_TIME_ZONE_SLACK = 8 * 3600.0
 LOCK_WAIT_SECONDS = 10.0
 # How long a look-before-create's "nothing yet" is trusted. A CBS snapshot stays
@@ -498,8 +500,6 @@ def _adopted(
 
 
 def _create_time(value: str) -> float | None:
-    """Seconds since the epoch of a ``YYYY-MM-DD HH:MM:SS`` CreateTime read as UTC."""
-    try:
-        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-    except ValueError:
-        return None
+    """Seconds since the epoch of a CreateTime (Beijing time, see cbs_time); None if unreadable."""
+    moment = parse_cbs_time(value)
+    return None if moment is None else moment.timestamp()
