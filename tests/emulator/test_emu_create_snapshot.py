@@ -9,7 +9,6 @@ import pytest
 
 from cbsnap_emulator import Emulator
 
-
 BEIJING = timezone(timedelta(hours=8))
 
 
@@ -226,7 +225,5 @@ def test_state_clock_changes_create_time(emulator: Emulator, sdk: Any) -> None:
     emulator.add_disk("disk-time0001")
     emulator.advance(timedelta(days=400).total_seconds())
     snap = sdk.cbs("CreateSnapshot", DiskId="disk-time0001")["SnapshotId"]
-    created = datetime.strptime(sdk.snapshot(snap)["CreateTime"], "%Y-%m-%d %H:%M:%S").replace(
-        tzinfo=BEIJING
-    )
+    created = datetime.strptime(sdk.snapshot(snap)["CreateTime"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
     assert abs(created.timestamp() - emulator.now) < 5
