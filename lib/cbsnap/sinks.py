@@ -3,6 +3,7 @@ one structured JSON record per disk result."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -12,6 +13,7 @@ from typing import IO, Any, Protocol
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from cbsnap.jsonsafe import safe_dumps
 from cbsnap.models import ReplyTo, SnapshotResult
 
 
@@ -80,6 +82,9 @@ class Redactor:
 
 class _RedactingFormatter(LambdaPowertoolsFormatter):
     def __init__(self, redactor: Redactor, **kwargs: Any) -> None:
+        # Every line valid UTF-8 JSON, whatever a record holds (NaN, a lone surrogate):
+        # a line stdout cannot encode is dropped whole, results and all (cbsnap.jsonsafe).
+        kwargs.setdefault("json_serializer", functools.partial(safe_dumps, separators=(",", ":")))
         super().__init__(**kwargs)
         self._redact = redactor
 
