@@ -1,12 +1,20 @@
 """The deployed function's single entry point: ``index.main_handler`` (see serverless.yml).
 
-One SCF function carries all three triggers (docs/deploy.md explains why). This module
-routes each event, by its shape, to the trigger's own handler module:
+One SCF function carries every trigger (docs/deploy.md explains why). This module tells
+the event shapes SCF delivers today apart (docs/triggers.md) and routes each to its
+trigger's handler module:
 
 * ``{"Type": "Timer", …}`` → :mod:`timer`
-* an API Gateway event (``{"requestContext": {…}, "httpMethod": …}``) → :mod:`webhook`
-* everything else → :mod:`messages`: CMQ topic and CKafka ``Records``, a TDMQ CloudEvent,
-  and anything unrecognisable, which it reports as a 9003 result instead of raising.
+* an HTTP event → :mod:`webhook`: API Gateway's (``requestContext`` + ``httpMethod``) or the
+  function URL's (``httpMethod`` and ``path``, no ``requestContext``), which also carries
+  TDMQ-CMQ topic pushes (``POST /push/cmq``)
+* everything else → :mod:`messages`: CKafka ``Records``, an EventBridge CloudEvent (TDMQ for
+  Pulsar) or a batch of them (``{"EventList": [...]}``), an asynchronous self-invocation
+  (a plain request document, ``{"cbsnapChunk": …}``, ``{"cbsnapRecheck": …}``), and anything
+  unrecognisable, which it reports as a 9003 result instead of raising.
+
+The shapes cannot be mistaken for one another: a request document refuses unknown fields,
+so it never has ``Type``, ``httpMethod``, ``Records``, ``EventList`` or ``specversion``.
 
 Each handler module is imported on its first event only, so a timer invocation does not
 import the webhook's code. The modules sit beside this one at the zip root (SCF) or in the
@@ -23,16 +31,50 @@ Handler = Callable[[Any, Any], Any]
 
 _loaded: dict[str, Handler] = {}
 
+# What each kind of event is handled by. "invoke" (a self-invocation) goes to the message
+# handler for now, which reads a re-check and reports anything else as a 9003: the wiring of
+# asynchronous fan-out chunks and plain documents is the lead's (the seam is this table).
+HANDLER_FOR_KIND = {
+    "timer": "timer",
+    "http": "webhook",
+    "eventbridge": "messages",
+    "queue": "messages",
+    "invoke": "messages",
+    "unknown": "messages",
+}
+SELF_INVOCATION_MARKERS = ("cbsnapChunk", "cbsnapRecheck")
+
+
+def kind(event: Any) -> str:
+    """What ``event`` is: ``timer``, ``http``, ``eventbridge``, ``queue``, ``invoke`` or ``unknown``."""
+    if not isinstance(event, dict):
+        return "unknown"
+    timer = event.get("Type")
+    if isinstance(timer, str) and timer.lower() == "timer":
+        return "timer"
+    if isinstance(event.get("requestContext"), dict):
+        return "http"  # API Gateway
+    if isinstance(event.get("httpMethod"), str) and isinstance(event.get("path"), str):
+        return "http"  # the function URL: API Gateway's shape without requestContext
+    connector = event.get("type")
+    if (
+        "EventList" in event
+        or "specversion" in event
+        or (isinstance(connector, str) and connector.startswith("connector:"))
+    ):
+        return "eventbridge"
+    if "Records" in event:
+        return "queue"
+    if any(marker in event for marker in SELF_INVOCATION_MARKERS):
+        return "invoke"
+    if "storageId" in event or "diskId" in event or "disks" in event or "selector" in event:
+        return "invoke"  # a plain request document, invoked directly
+    return "unknown"
+
 
 def route(event: Any) -> str:
     """The name of the handler module for ``event``."""
-    if isinstance(event, dict):
-        kind = event.get("Type")
-        if isinstance(kind, str) and kind.lower() == "timer":
-            return "timer"
-        if isinstance(event.get("requestContext"), dict):
-            return "webhook"
-    return "messages"
+    return HANDLER_FOR_KIND[kind(event)]
 
 
 def _handler(name: str) -> Handler:
