@@ -10,6 +10,9 @@ never a lost log line or a non-JSON body:
 * a lone surrogate (``"\\ud800"`` in JSON text decodes to one) cannot be encoded as UTF-8, so
   writing it to SCF's stdout raises and the logging module drops the whole line: every
   surrogate code point is replaced with U+FFFD;
+* U+0085, U+2028 and U+2029 end a line for many readers (``str.splitlines``, JavaScript) but
+  are left raw by ``ensure_ascii=False``: they are written as ``\\u`` escapes, so a record is
+  one line to every reader (the same string once decoded);
 * anything else :func:`json.dumps` cannot serialise (a cycle, an object without ``default``'s
   help) gives a small JSON object saying so, never an exception.
 """
@@ -24,6 +27,9 @@ from typing import Any
 
 REPLACEMENT = "\ufffd"
 _SURROGATES = re.compile("[\ud800-\udfff]")
+# Line breaks that json.dumps(ensure_ascii=False) leaves raw (it escapes those below U+0020).
+# They can only occur inside JSON strings, where the escape means the same character.
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 _MAX_DEPTH = 100  # deeper than anything cbsnap logs; bounds the repair walk on a cycle
 
 
@@ -58,6 +64,8 @@ def safe_dumps(
     -------
     >>> safe_dumps({"score": float("nan"), "name": "a\\ud800"})
     '{"score": "NaN", "name": "a\ufffd"}'
+    >>> safe_dumps(["one\\u2028line"])
+    '["one\\\\u2028line"]'
     """
     options: dict[str, Any] = {
         "ensure_ascii": False,
@@ -73,4 +81,4 @@ def safe_dumps(
             text = json.dumps(_finite(value), **options)
         except (ValueError, TypeError, RecursionError) as exc:
             text = json.dumps({"unserialisable": type(value).__name__, "error": type(exc).__name__})
-    return clean_text(text)
+    return clean_text(text).translate(_LINE_BREAKS)

@@ -210,3 +210,17 @@ def test_a_lone_surrogate_echoed_from_a_bad_disk_still_reaches_the_log(
     logged = strict.results()
     assert sorted(r["code"] for r in logged) == [0, 9003]
     assert any("\ufffd" in (r["storageId"] or "") for r in logged)
+
+
+@pytest.mark.parametrize("separator", ["\x85", "\u2028", "\u2029"])
+def test_a_unicode_line_separator_keeps_the_record_on_one_line(
+    emulator: Emulator, strict: StrictLog, separator: str
+) -> None:
+    """Valid text that many readers (str.splitlines, JavaScript) take for a line break: found by
+    the fuzz tests in a timer's TriggerName, which every record of the firing carries."""
+    event = load_event("timer-seed-example.json")
+    event["TriggerName"] = f"nightly{separator}run"
+    response = main_handler(event, scf_context())
+    assert [r["code"] for r in response["results"]] == [0]
+    assert [r["code"] for r in strict.results()] == [0]
+    assert len(strict.buffer.getvalue().decode("utf-8").splitlines()) == len(strict.records())
