@@ -2,21 +2,21 @@
 
 These shapes arrive at the same handler (samples in ``events/``)::
 
-    CMQ topic  {"Records": [{"CMQ": {"type": "topic", "topicName", "msgId", "msgBody", …}}]}
     CKafka     {"Records": [{"Ckafka": {"topic", "partition", "offset", "msgKey", "msgBody"}}]}
     TDMQ       {"specversion", "id", "type": "connector:tdmq", "source": "tdmq.cloud.tencent",
                 "data": {"topic", "msgId", "msgBody", …}}          (one message, via EventBridge)
     TDMQ batch {"EventList": [<the CloudEvent above>, …]}          (EventBridge, batching on)
 
-(The CMQ trigger is retired with CMQ; a TDMQ-CMQ topic now pushes over HTTP to the
-function URL, read by :func:`parse_cmq_push` for the webhook's push route.)
+SCF's CMQ trigger is gone with CMQ (retired 2022-12-31): a ``Records[].CMQ`` record is refused
+like any unknown record. A TDMQ-CMQ topic pushes over HTTP to the function URL instead, read
+by :func:`parse_cmq_push` for the webhook's push route (key ``cmq/<msgId>``).
 
 Each ``msgBody`` is a request document (JSON text; base64 of JSON text is accepted
 too). Records are independent: a malformed record becomes a message with a
 ``problem``, reported as a 9003 result, and the others still run. Nothing here raises
 for bad input.
 
-Request keys are stable across redeliveries of the same message: ``cmq/<msgId>``,
+Request keys are stable across redeliveries of the same message:
 ``ckafka/<topic>/<partition>/<offset>``, ``tdmq/<data.msgId>``.
 """
 
@@ -134,15 +134,6 @@ def _message(source: str, msg_id: str, topic: str | None, body: Any, where: str)
     )
 
 
-def _cmq(record: Mapping[str, Any], where: str) -> QueueMessage:
-    msg_id = _text_id(record.get("msgId"))
-    if msg_id is None:
-        return _malformed("cmq", where, "the CMQ record has no usable msgId")
-    return _message(
-        "cmq", msg_id, _topic(record.get("topicName")), record.get("msgBody"), f"{where} (msgId {msg_id})"
-    )
-
-
 def _ckafka(record: Mapping[str, Any], where: str) -> QueueMessage:
     raw_topic = record.get("topic")
     if isinstance(raw_topic, str) and not is_text(raw_topic):  # it would be part of the key
@@ -196,13 +187,14 @@ def _record(record: Any, index: int) -> QueueMessage:
     where = f"Records[{index}]"
     if not isinstance(record, Mapping):
         return _malformed("queue", where, f"a record must be a JSON object, got {type(record).__name__}")
-    # The documented keys are "CMQ" and "Ckafka"; the spelling is not trusted beyond case.
+    # The documented key is "Ckafka"; the spelling is not trusted beyond case.
     kinds = {str(k).lower(): v for k, v in record.items()}
-    if isinstance(kinds.get("cmq"), Mapping):
-        return _cmq(kinds["cmq"], where)
     if isinstance(kinds.get("ckafka"), Mapping):
         return _ckafka(kinds["ckafka"], where)
-    return _malformed("queue", where, "the record is neither a CMQ nor a Ckafka message")
+    if "cmq" in kinds:
+        problem = "a CMQ trigger record: SCF has no CMQ trigger since CMQ's retirement; use a TDMQ-CMQ push"
+        return _malformed("queue", where, problem)
+    return _malformed("queue", where, "the record is not a Ckafka message")
 
 
 def _is_cloud_event(event: Mapping[str, Any]) -> bool:
@@ -211,14 +203,14 @@ def _is_cloud_event(event: Mapping[str, Any]) -> bool:
 
 
 def parse_queue_event(event: Any) -> QueueEvent:
-    """Read a CMQ, CKafka or TDMQ (EventBridge, single or batched) event into messages; never raises.
+    """Read a CKafka or TDMQ (EventBridge, single or batched) event into messages; never raises.
 
     Example
     -------
     >>> body = json.dumps({"storageId": "disk-g73hhs4o"})
-    >>> parsed = parse_queue_event({"Records": [{"CMQ": {"msgId": "m1", "msgBody": body}}]})
-    >>> [(m.request_key, m.document) for m in parsed.messages]
-    [('cmq/m1', {'storageId': 'disk-g73hhs4o'})]
+    >>> record = {"Ckafka": {"topic": "t", "partition": 0, "offset": 7, "msgBody": body}}
+    >>> [(m.request_key, m.document) for m in parse_queue_event({"Records": [record]}).messages]
+    [('ckafka/t/0/7', {'storageId': 'disk-g73hhs4o'})]
     """
     if not isinstance(event, Mapping):
         problem = f"a queue event must be a JSON object, got {type(event).__name__}"
@@ -237,7 +229,7 @@ def parse_queue_event(event: Any) -> QueueEvent:
         return _event_list(event["EventList"])
     if _is_cloud_event(event):
         return QueueEvent("tdmq", [_tdmq(event)])
-    problem = "not a queue event: expected Records (CMQ, CKafka), a TDMQ CloudEvent or an EventList of them"
+    problem = "not a queue event: expected Records (CKafka), a TDMQ CloudEvent or an EventList of them"
     return QueueEvent("queue", [_malformed("queue", "event", problem)])
 
 
