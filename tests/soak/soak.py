@@ -129,9 +129,9 @@ class SoakConfig:
     own_redis: bool = False  # start a private redis-server for the run (kills and hangs need one)
     kill_share: float = 0.0  # share of deliveries SIGKILLed once their worker holds a lock of the request
     max_kills: int = 0  # ... at most this many in the run
-    redis_kill_at: float = 0.0  # seconds into the run the private Redis server is SIGKILLed ...
+    redis_kill_at: float = 0.0  # seconds into the run (then mid-invocation) Redis is SIGKILLed ...
     redis_down_seconds: float = 2.0  # ... and restarted, empty, this much later
-    hang_from: float = 0.0  # seconds into the run Redis starts to hang ...
+    hang_from: float = 0.0  # seconds into the run (then mid-invocation) Redis starts to hang ...
     hang_seconds: float = 0.0  # ... for this long ...
     hang_delay: float = 1.0  # ... answering every operation this many seconds late
 
@@ -529,24 +529,30 @@ class _Trouble:
         except redis.RedisError:
             return frozenset()  # the server is down: nobody holds anything
 
-    def tick(self, elapsed: float) -> None:
-        """Kill or restart the Redis server, start or end the hang, as the run's clock says."""
+    def tick(self, elapsed: float, in_flight: bool) -> None:
+        """Kill or restart the Redis server, start or end the hang, as the run's clock says.
+
+        Trouble starts only while some delivery is in flight (mid-invocation), at the first
+        such moment after its time; it ends after its duration whatever runs then.
+        """
         c = self._config
         if self._server is not None and c.redis_kill_at > 0:
-            if self._down_since is None and self.outage is None and elapsed >= c.redis_kill_at:
-                self._server.kill()
-                self._report.redis_kills += 1
-                self._down_since = time.time()
-            elif self._down_since is not None and elapsed >= c.redis_kill_at + c.redis_down_seconds:
+            if self._down_since is None and self.outage is None:
+                if elapsed >= c.redis_kill_at and in_flight:
+                    self._server.kill()
+                    self._report.redis_kills += 1
+                    self._down_since = time.time()
+            elif self._down_since is not None and time.time() >= self._down_since + c.redis_down_seconds:
                 self._server.start()
                 self.outage = (self._down_since, time.time())
                 self._down_since = None
         if self._proxy is not None and c.hang_seconds > 0:
-            hanging = c.hang_from <= elapsed < c.hang_from + c.hang_seconds
-            self._proxy.delay = c.hang_delay if hanging else 0.0
-            if hanging and self._hang_since is None and self.hang is None:
-                self._hang_since = time.time()
-            elif not hanging and self._hang_since is not None:
+            if self._hang_since is None and self.hang is None:
+                if elapsed >= c.hang_from and in_flight:
+                    self._proxy.delay = c.hang_delay
+                    self._hang_since = time.time()
+            elif self._hang_since is not None and time.time() >= self._hang_since + c.hang_seconds:
+                self._proxy.delay = 0.0
                 self.hang = (self._hang_since, time.time())
                 self._hang_since = None
 
@@ -676,7 +682,7 @@ def _dispatch(
                 report.exhausted_samples.append(_last_answers(requests[index], records))
 
     while pending or any(s.task is not None for s in slots):
-        trouble.tick(time.monotonic() - started)
+        trouble.tick(time.monotonic() - started, any(s.task is not None for s in slots))
         idle = [s for s in slots if s.ready and s.task is None]
         group = _next_group(pending, len(idle), busy, window=2 * config.processes)
         if group is not None:

@@ -84,13 +84,15 @@ def test_racing_redeliveries_with_redis_make_exactly_one_snapshot_each(redis_url
 @pytest.mark.slow
 def test_deliveries_that_run_out_of_time_are_redelivered_until_every_disk_is_answered() -> None:
     # A 1.2 s limit and 5 calls/s per instance: a 5-disk request rarely fits in one invocation,
-    # so messages raise and are redelivered until every disk is answered. Up to 10 redeliveries:
-    # with 3 s snapshots, some disks wait for other requests' snapshots across several of them.
-    report = _run(requests=30, concurrent=0.0, timeout_ms=1200, client_rate_limit=5.0, max_redeliveries=10)
+    # so messages raise and are redelivered until every disk is answered. Up to 30 redeliveries:
+    # with 3 s snapshots, some disks wait for other requests' snapshots across many of them (a
+    # 16027 asks for a redelivery too, and a disk several requests want stays busy for a while;
+    # 10 ran out now and then on a loaded machine).
+    report = _run(requests=30, concurrent=0.0, timeout_ms=1200, client_rate_limit=5.0, max_redeliveries=30)
     _assert_exercised(report)
     assert report.not_attempted_raised > 0
-    assert report.redeliveries == report.not_attempted_raised
-    assert report.redeliveries_exhausted == 0
+    assert report.redeliveries_exhausted == 0, report.exhausted_samples
+    assert report.redeliveries == report.not_attempted_raised + report.killed_at_limit
     assert report.left_not_attempted == 0, "every redelivered disk got its final answer"
     assert report.duplicates == 0, report.duplicate_samples
     assert report.lost == 0, report.lost_samples
