@@ -627,9 +627,9 @@ def test_cbsnap_sign_curl_for_the_v2_query(
     assert status == 200 and body["snapshotName"] == "before deploy"
 
 
-def test_cbsnap_sign_needs_a_secret(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match="no secret"):
-        cli_main(["sign", "--secret-env", "CBSNAP_TEST_UNSET_SECRET_VAR", "--body", "{}"])
+def test_cbsnap_sign_needs_a_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["sign", "--secret-env", "CBSNAP_TEST_UNSET_SECRET_VAR", "--body", "{}"]) == 2
+    assert "no webhook secret" in capsys.readouterr().err
 
 
 # -- library pieces without the cloud ------------------------------------------------------------
