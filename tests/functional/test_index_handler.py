@@ -10,10 +10,26 @@ from cbsnap_emulator import Emulator
 from handlers.index import main_handler, route
 from tests.conftest import EVENTS, RuntimeHarness, load_event, scf_context
 
-EXPECTED = {"timer": "timer", "cmq": "messages", "ckafka": "messages", "tdmq": "messages", "apigw": "webhook"}
+EXPECTED = {
+    "timer": "timer",
+    "cmq": "messages",
+    "ckafka": "messages",
+    "tdmq": "messages",
+    "apigw": "webhook",
+    "function": "webhook",  # function-url-*.json
+}
+# Function URL events (docs/triggers.md) have no requestContext; routing them is a separate change.
+# strict: once it lands these pass, and the marker must go.
+FUNCTION_URL_PENDING = pytest.mark.xfail(strict=True, reason="index does not route function URL events yet")
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in EVENTS.glob("*.json")))
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=FUNCTION_URL_PENDING) if n.startswith("function-url-") else n
+        for n in sorted(p.name for p in EVENTS.glob("*.json"))
+    ],
+)
 def test_every_sample_event_has_a_route(name: str) -> None:
     prefix = name.split("-", maxsplit=1)[0].split(".", maxsplit=1)[0]
     assert route(load_event(name)) == EXPECTED[prefix]
