@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: pinned virtualenvs for Python 3.10 (SCF's runtime) and
 # 3.11, pytest under both, then ruff and mypy. The two pytest runs and the linters run side by
-# side, and each pytest spreads its test files over CBSNAP_TEST_WORKERS processes (pytest-xdist;
-# default: the number of cores; 0 runs the files in one process). Most tests wait on sockets,
+# side, and each pytest spreads its tests over CBSNAP_TEST_WORKERS processes (pytest-xdist;
+# default: the number of cores; 0 runs them in one process). Most tests wait on sockets,
 # subprocesses and emulated time rather than the CPU, so this takes a fraction of a sequential run.
+# The package test (tests/package: the 3.10 zip, built and run with CPython 3.10) runs once.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k emulator
 source "$(dirname "$0")/_venv.sh"
 cd "$ROOT"
@@ -17,9 +18,15 @@ mkdir -p "$logs"
 
 xdist=()
 if [ "$workers" -gt 0 ]; then
-  # --dist loadfile: a file's tests stay in one process, so a module's fixtures (the built zip) are
-  # made once
-  xdist=(-n "$workers" --dist loadfile)
+  # loadgroup: tests go to whichever worker is free, except an xdist_group's, which share one
+  # worker (the package tests: the zip is built once)
+  xdist=(-n "$workers" --dist loadgroup)
+fi
+once=()
+if [ "$#" -eq 0 ]; then
+  # The package test builds the SCF zip with CPython 3.10 and runs it in a clean 3.10 whatever
+  # Python runs pytest, so a second run under 3.11 would repeat the same work: it runs once.
+  once=(--ignore=tests/package)
 fi
 
 # pytest_run VERSION VENV DB_OFFSET: each run flushes its own Redis databases (tests/conftest.py:
@@ -36,7 +43,7 @@ lint_run() {
 
 log "pytest on Python 3.10 and 3.11 side by side (${workers} workers each), ruff and mypy; logs in .venv/logs/"
 pytest_run 3.10 "$venv310" 0 "$@" & pid310=$!
-pytest_run 3.11 "$venv311" "$workers" "$@" & pid311=$!
+pytest_run 3.11 "$venv311" "$workers" "${once[@]}" "$@" & pid311=$!
 lint_run & pidlint=$!
 
 progress() {  # the last "[ NN%]" of a pytest log, or "starting"

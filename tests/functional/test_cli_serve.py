@@ -63,9 +63,10 @@ class Served:
             return state
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
-    """``cbsnap serve --port 0`` with snapshots that take one second; stopped with Ctrl-C."""
+    """``cbsnap serve --port 0`` with snapshots that take one second, shared by this module's tests
+    (each uses its own instance and pipeline id); stopped with Ctrl-C at the end."""
     server = Background("serve", "--port", "0", "--creation-seconds", "1", CBSNAP_WEBHOOK_SECRET=SECRET)
     try:
         yield Served(server, server.read_until("Press Ctrl-C"))
@@ -123,7 +124,7 @@ def test_the_readme_pre_deploy_script_succeeds_against_cbsnap_serve(tmp_path: Pa
 
 def test_the_readme_pre_deploy_script_fails_on_a_busy_disk(tmp_path: Path, served: Served) -> None:
     served.admin("disks", {"DiskId": "disk-busy0001", "InstanceId": "ins-busy0001", "DiskState": "EXPANDING"})
-    proc = run_pre_deploy(tmp_path, served.api, "ins-busy0001")
+    proc = run_pre_deploy(tmp_path, served.api, "ins-busy0001", CI_PIPELINE_ID="4713")
     assert proc.returncode != 0
     assert "pre-deploy: the snapshot request failed" in proc.stderr
     assert '"code": 16005' in proc.stderr  # IncorrectInstanceStatus.DiskBusy, answered 409
@@ -131,7 +132,9 @@ def test_the_readme_pre_deploy_script_fails_on_a_busy_disk(tmp_path: Path, serve
 
 
 def test_a_wrong_secret_is_refused_with_401(tmp_path: Path, served: Served) -> None:
-    proc = run_pre_deploy(tmp_path, served.api, "ins-3xa9k2lm", CBSNAP_WEBHOOK_SECRET="not-the-secret")
+    proc = run_pre_deploy(
+        tmp_path, served.api, "ins-3xa9k2lm", CBSNAP_WEBHOOK_SECRET="not-the-secret", CI_PIPELINE_ID="4712"
+    )
     assert proc.returncode != 0
     assert "the snapshot request failed" in proc.stderr and '"code": 4100' in proc.stderr
 

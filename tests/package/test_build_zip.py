@@ -27,7 +27,8 @@ import pytest
 from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, load_seed
 from tests.conftest import DISKS, ROOT
 
-pytestmark = pytest.mark.slow
+# xdist_group: under scripts/test.sh (--dist loadgroup) one worker runs them all, so the zip is built once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("package")]
 
 EVENTS = ROOT / "events"
 RESULT_QUEUE = "cbsnap-results"
