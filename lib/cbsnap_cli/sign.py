@@ -39,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="environment variable holding the secret (default: CBSNAP_WEBHOOK_SECRET)",
     )
     parser.add_argument("--secret-file", metavar="FILE", help="read the secret from this file instead")
-    parser.add_argument("--timestamp", type=int, help="unix seconds to sign with (default: now)")
+    parser.add_argument(
+        "--timestamp", type=int, metavar="SECONDS", help="unix seconds to sign with (default: now)"
+    )
     parser.add_argument("--curl", metavar="URL", help="print a ready curl command for this URL instead")
     parser.add_argument("--method", help="HTTP method for --curl (default: POST with a body, else GET)")
     parser.add_argument(
