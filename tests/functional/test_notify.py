@@ -454,7 +454,9 @@ def test_wait_returns_normal_once_the_snapshot_finishes(web: tuple[Cloud, str]) 
     status, body = get_status(cloud, snapshot_id, {"wait": "50"})
     assert status == 200 and (body["state"], body["percent"]) == ("NORMAL", 100)
     assert body["snapshotId"] == snapshot_id and body["storageId"] == "disk-g73hhs4o"
-    assert CREATION <= sum(cloud.slept) < CREATION + 2, "it answered as soon as the snapshot was NORMAL"
+    # (no lower bound: the emulator's clock is wall time plus the sleeps, so on a loaded machine the
+    # real seconds the test takes let a little less sleep reach NORMAL; the 200 above shows it waited)
+    assert sum(cloud.slept) < CREATION + 2, "it answered as soon as the snapshot was NORMAL"
     [last] = cloud.logs("webhook.snapshot_status")[-1:]
     assert last["status"] == 200 and last["wait"] == 50 and last["polls"] > 1
 
