@@ -160,6 +160,8 @@ def http_answer(answer: Any) -> HttpAnswer:
 
 
 def error_answer(status: int, message: str) -> HttpAnswer:
-    """A JSON error in the seed's shape (code 6000), for failures outside the function's answer."""
-    body = {"code": 6000, "codeDesc": "InternalError", "message": message}
+    """A JSON error in the seed's shape, for failures outside the function's answer: 9003 for a
+    request that cannot be delivered (4xx), 6000 for a function that failed (5xx)."""
+    code, desc = (9003, "InvalidParameter") if status < 500 else (6000, "InternalError")
+    body = {"code": code, "codeDesc": desc, "message": message}
     return HttpAnswer(status, {"Content-Type": "application/json"}, json.dumps(body).encode("utf-8"))

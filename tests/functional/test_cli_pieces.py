@@ -13,6 +13,7 @@ from cbsnap_cli.http_events import (
     HttpRequest,
     UnsupportedRequest,
     apigw_event,
+    error_answer,
     function_url_event,
     http_answer,
 )
@@ -73,6 +74,13 @@ def test_an_integrated_response_becomes_that_http_response() -> None:
         {"statusCode": 200, "isBase64Encoded": True, "body": base64.b64encode(b"\x00").decode()}
     )
     assert encoded.body == b"\x00"
+
+
+def test_failures_outside_the_function_have_the_seeds_shape() -> None:
+    refused = error_answer(400, "binary body")
+    assert (refused.status, json.loads(refused.body)["code"]) == (400, 9003)
+    failed = error_answer(502, "the function raised KeyError")
+    assert (failed.status, json.loads(failed.body)["code"]) == (502, 6000)
 
 
 def test_any_other_answer_is_a_200_json_body() -> None:
