@@ -51,9 +51,13 @@ progress() {  # the last "[ NN%]" of a pytest log, or "starting"
   p="$(grep -o '\[ *[0-9]*%\]' "$logs/pytest-$1.log" 2>/dev/null | tail -1 | tr -d '[ ]')" || true
   echo "${p:-starting}"
 }
+next=$((SECONDS + 15))
 while kill -0 "$pid310" 2>/dev/null || kill -0 "$pid311" 2>/dev/null; do
-  sleep 15
-  log "… $((SECONDS - started)) s: Python 3.10 $(progress 3.10), Python 3.11 $(progress 3.11)"
+  sleep 1
+  if [ "$SECONDS" -ge "$next" ]; then
+    log "… $((SECONDS - started)) s: Python 3.10 $(progress 3.10), Python 3.11 $(progress 3.11)"
+    next=$((SECONDS + 15))
+  fi
 done
 
 status=0
