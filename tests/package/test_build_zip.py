@@ -26,7 +26,8 @@ import pytest
 from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, load_seed
 from tests.conftest import DISKS, ROOT
 
-pytestmark = pytest.mark.slow
+# xdist_group: under scripts/test.sh (--dist loadgroup) one worker runs them all, so the zip is built once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("package")]
 
 EVENTS = ROOT / "events"
 RESULT_QUEUE = "cbsnap-results"
@@ -49,7 +50,16 @@ def handler_strings() -> list[str]:
     return sorted(set(found))
 
 
-CASES = [(h, e.name) for h in handler_strings() for e in sorted(EVENTS.glob("*.json"))]
+# Function URL events (docs/triggers.md) are not routed by index yet (a separate change); strict, so
+# the marker must go when they are.
+_FUNCTION_URL_PENDING = pytest.mark.xfail(strict=True, reason="index does not route function URL events yet")
+CASES = [
+    pytest.param(h, e.name, marks=_FUNCTION_URL_PENDING)
+    if e.name.startswith("function-url-")
+    else pytest.param(h, e.name)
+    for h in handler_strings()
+    for e in sorted(EVENTS.glob("*.json"))
+]
 
 
 def _is_ci() -> bool:
@@ -296,7 +306,7 @@ def test_every_handler_runs_every_sample_event_from_the_zip(
     results, payload = _results(response)
     if "statusCode" in (response or {}):
         assert isinstance(response["statusCode"], int) and response["statusCode"] < 300, payload
-    if event_name.startswith("apigw-snapshot-status"):
+    if "snapshot-status" in event_name:  # apigw- and function-url- status reads create nothing
         assert json.dumps(payload).count("snap-m4nu4l01") >= 1
         return
     created = {s["SnapshotId"] for s in emulator.snapshots()}
