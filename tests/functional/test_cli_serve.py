@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.functional.test_cli import Background
 
-SECRET = "local-serve-secret"
+SECRET = "local-serve-secret-0123456789abcdef"  # >= 32 bytes, as the webhook requires
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 # The README's pre-deploy block: the first bash block of its "Pre-deploy snapshots" section.
 SCRIPT = re.search(
