@@ -50,16 +50,7 @@ def handler_strings() -> list[str]:
     return sorted(set(found))
 
 
-# Function URL events (docs/triggers.md) are not routed by index yet (a separate change); strict, so
-# the marker must go when they are.
-_FUNCTION_URL_PENDING = pytest.mark.xfail(strict=True, reason="index does not route function URL events yet")
-CASES = [
-    pytest.param(h, e.name, marks=_FUNCTION_URL_PENDING)
-    if e.name.startswith("function-url-")
-    else pytest.param(h, e.name)
-    for h in handler_strings()
-    for e in sorted(EVENTS.glob("*.json"))
-]
+CASES = [pytest.param(h, e.name) for h in handler_strings() for e in sorted(EVENTS.glob("*.json"))]
 
 
 def _is_ci() -> bool:
