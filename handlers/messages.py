@@ -18,9 +18,11 @@ from typing import Any
 
 from cbsnap.events.queue import BatchReport, is_recheck, parse_queue_event
 from cbsnap.fanout import is_chunk
+from cbsnap.metrics import metered
 from cbsnap.runtime import get_runtime
 
 
+@metered("messages")
 def main_handler(event: Any, context: Any) -> dict[str, Any]:
     """Snapshot the disks of every message; returns ``{"results": [...], …summary}``.
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 from typing import Any
 
 from cbsnap.events.timer import TimerRunUnfinished, parse_timer_event
+from cbsnap.metrics import metered
 from cbsnap.runtime import get_runtime
 from cbsnap.sinks import RequestMeta
 
 
+@metered("timer")
 def main_handler(event: Any, context: Any) -> dict[str, Any]:
     """Snapshot the disks named by a timer firing; returns ``{"results": [...], …summary}``."""
     runtime = get_runtime()

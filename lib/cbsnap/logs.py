@@ -10,6 +10,7 @@ powertools' ``LambdaPowertoolsFormatter``, so nothing is shared between runtimes
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from contextvars import ContextVar
@@ -27,14 +28,14 @@ _request_id: ContextVar[str | None] = ContextVar("cbsnap_request_id", default=No
 class _Formatter(LambdaPowertoolsFormatter):
     def __init__(self, redactor: Redactor, service: str) -> None:
         super().__init__()
-        self._redact = redactor
+        self.redact = redactor
         self.append_keys(service=service)
 
     def format(self, record: logging.LogRecord) -> str:
         request_id = _request_id.get()
         if request_id and not hasattr(record, "request_id"):
             record.request_id = request_id
-        return self._redact(super().format(record))
+        return self.redact(super().format(record))
 
 
 class Log:
@@ -47,9 +48,10 @@ class Log:
         known = isinstance(logging.getLevelName(level.upper()), int)  # 3.10 has no getLevelNamesMapping
         self._logger.setLevel(level.upper() if known else "INFO")
         self._logger.propagate = False
-        handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
-        handler.setFormatter(_Formatter(redactor, service))
-        self._logger.addHandler(handler)
+        self._handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
+        self._formatter = _Formatter(redactor, service)
+        self._handler.setFormatter(self._formatter)
+        self._logger.addHandler(self._handler)
 
     @staticmethod
     def begin_invocation(request_id: str | None) -> None:
@@ -67,6 +69,23 @@ class Log:
     def error(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
         """An ERROR record."""
         self._logger.error(message, extra=extra, stacklevel=2)
+
+    def always(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
+        """An INFO line written whatever the configured level, with ``extra`` keys taken as they
+        are: the metrics line (:mod:`cbsnap.metrics`) must reach CLS even at
+        POWERTOOLS_LOG_LEVEL=WARNING, and its field names (``created``…) would collide with
+        ``LogRecord`` attributes if they went through ``extra=``."""
+        record = self._logger.makeRecord(
+            self._logger.name, logging.INFO, __file__, 0, message, (), None, "always"
+        )
+        line = {**json.loads(self._formatter.format(record)), **(extra or {})}
+        text = self._formatter.redact(json.dumps(line, ensure_ascii=False, default=str))
+        self._handler.acquire()
+        try:
+            self._handler.stream.write(text + "\n")
+            self._handler.flush()
+        finally:
+            self._handler.release()
 
     def exception(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
         """An ERROR record with the current exception's traceback."""

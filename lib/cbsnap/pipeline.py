@@ -3,7 +3,8 @@
 * :meth:`Pipeline.prepare` parses the document once into an immutable
   :class:`~cbsnap.request.Request` (identity, expiry, options; :mod:`cbsnap.request`);
 * :meth:`Pipeline.execute` resolves the disks (:mod:`cbsnap.selectors`) and dispatches to the
-  one use case the request asks for — retention alone (``action: "prune"``,
+  one use case the request asks for — a coverage report (``action: "report"``,
+  :mod:`cbsnap.report`), retention alone (``action: "prune"``,
   :mod:`cbsnap.janitor`), a dry run (:mod:`cbsnap.plan`), consistent groups
   (:mod:`cbsnap.groups`), fan-out of a large request (:mod:`cbsnap.fanout`), or snapshots
   (:mod:`cbsnap.snapshots`, followed by retention when the request has a rule);
@@ -24,12 +25,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from cbsnap import metrics
 from cbsnap.codes import SeedCode
 from cbsnap.errors import ConfigurationError
 from cbsnap.idempotent import IdempotentCreator
 from cbsnap.ledger import Ledger, NoLedger
 from cbsnap.lookup import KeyedLookup
-from cbsnap.models import SnapshotResult
+from cbsnap.models import REPORT_ACTION, SnapshotResult
 from cbsnap.outcome import Outcome, in_order
 from cbsnap.request import Placed, Request, prepare, rejection
 from cbsnap.scf import Clock, Deadline
@@ -128,9 +130,14 @@ class Pipeline:
         options = request.options
         if options is None or not request.runnable:
             return Outcome(in_order(request.rejections))
+        report: dict[str, Any] | None = None
         try:
-            resolution = self._resolver.resolve(request, deadline)
-            placed, fanout = self._dispatch(request, resolution, deadline)
+            if options.action == REPORT_ACTION:
+                placed, report = self._report(request, deadline)
+                fanout = None
+            else:
+                resolution = self._resolver.resolve(request, deadline)
+                placed, fanout = self._dispatch(request, resolution, deadline)
         except ConfigurationError as exc:
             message = f"configuration: {exc}"
             placed = [
@@ -146,13 +153,16 @@ class Pipeline:
             results = [r if r.action else r.model_copy(update={"action": DELETE_ACTION}) for r in results]
         elif options.dryRun:
             results = [r.model_copy(update={"action": DRY_RUN_ACTION}) for r in results]
-        return Outcome(results, fanout=fanout)
+        return Outcome(results, fanout=fanout, report=report)
 
     def handle(self, request: Request, deadline: Deadline) -> Outcome:
         """Execute ``request``, deliver its results to every sink, schedule its follow-ups."""
         outcome = self.execute(request, deadline)
         meta = request.meta
         outcome.results = self._stamped(outcome.results, meta)
+        metrics.observe(outcome.results, meta.request_key)
+        if outcome.report is not None:
+            self._logger.info("report.summary", extra={"request_key": meta.request_key, **outcome.report})
         outcome.delivery = self.deliver(outcome.results, meta, deadline)
         options = request.options
         if options is not None and options.notify == "completed" and not options.dryRun:
@@ -214,7 +224,9 @@ class Pipeline:
         notifier = self.notifier
         if notifier is None:
             return self.reject("re-check: completion events are not wired in this runtime", meta, deadline)
-        return notifier.recheck(recheck, meta, deadline, self.deliver)
+        outcome = notifier.recheck(recheck, meta, deadline, self.deliver)
+        metrics.observe(outcome.results, meta.request_key)
+        return outcome
 
     # -- collaborators built on first use ---------------------------------------------------------
 
@@ -240,6 +252,18 @@ class Pipeline:
         return self._janitor
 
     # -- dispatch ---------------------------------------------------------------------------------
+
+    def _report(self, request: Request, deadline: Deadline) -> tuple[list[Placed], dict[str, Any]]:
+        """A coverage report (:mod:`cbsnap.report`): read-only, every call counted in its summary."""
+        from cbsnap.report import CoverageReport
+
+        report = CoverageReport(self.apis, parallel=self._parallel, wall_clock=self._wall_clock)
+        with metrics.counting() as tally:  # the resolver's DescribeDisks pages count too
+            resolution = self._resolver.resolve(request, deadline)
+            placed, summary = report.report(request, resolution, deadline)
+        summary["apiCalls"] = tally.by_action()
+        summary["apiCallsTotal"] = tally.total
+        return placed, summary
 
     def _dispatch(
         self, request: Request, resolution: Resolution, deadline: Deadline
