@@ -28,9 +28,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from cbsnap.cbs import DESCRIBE_SNAPSHOTS_MAX_DISKS, MAX_PAGES, CbsApi, SnapshotInfo
+from cbsnap.cbs_time import parse_cbs_time
 from cbsnap.codes import SeedCode, seed_code_for
 from cbsnap.errors import CloudError, DeadlineReached
 from cbsnap.models import Retention, SnapshotResult
@@ -138,16 +138,13 @@ def owned(snapshot: SnapshotInfo) -> bool:
 
 
 def create_time(value: str) -> float | None:
-    """Epoch seconds of a zone-less ``YYYY-MM-DD HH:MM:SS`` CreateTime, read as UTC.
+    """Epoch seconds of a zone-less ``YYYY-MM-DD HH:MM:SS`` CreateTime; None if unreadable.
 
-    Tencent does not state the zone (probably Beijing, UTC+8). Of the plausible
-    readings, UTC gives the *latest* instant, so a snapshot never looks older than
-    it is: at worst it is deleted 8 hours after it turned D days old, never before.
+    Read as Beijing time (UTC+8), the zone CBS writes it in (cbs_time has the
+    evidence). ``maxAgeDays`` therefore counts from the real creation instant.
     """
-    try:
-        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-    except ValueError:
-        return None
+    moment = parse_cbs_time(value)
+    return None if moment is None else moment.timestamp()
 
 
 def in_scope(snapshot: SnapshotInfo, scope: DiskScope) -> bool:

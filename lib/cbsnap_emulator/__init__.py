@@ -1,4 +1,5 @@
-"""Local Tencent Cloud API emulator for cbsnap: CBS snapshots and TDMQ CMQ over the real wire protocol.
+"""Local Tencent Cloud API emulator for cbsnap: CBS snapshots, TDMQ CMQ, the Tag API and TAT over the
+real wire protocol.
 
 The official ``tencentcloud-sdk-python`` talks to it unchanged through
 ``HttpProfile(protocol="http", endpoint=emu.endpoint)``; requests are TC3-signed and verified, answers use

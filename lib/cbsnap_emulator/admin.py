@@ -73,6 +73,14 @@ class AdminApi:
             ("GET", "invocations"): lambda q, b: (200, {"invocations": self.emu.invocations(q.get("state"))}),
             ("POST", "invocations/run"): self._run_invocation,
             ("POST", "invocations/run-pending"): self._run_pending,
+            ("POST", "rate-scope"): self._rate_scope,
+            ("POST", "tat/agents"): self._tat_agent,
+            ("POST", "tat/outcomes"): self._tat_outcome,
+            ("DELETE", "tat/outcomes"): self._tat_clear,
+            ("GET", "tat/commands"): lambda q, b: (
+                200,
+                {"commands": self.emu.commands(q.get("instance_id"))},
+            ),
         }
 
     def handle(self, method: str, route: str, query: str, body: bytes) -> Reply:
@@ -198,3 +206,52 @@ class AdminApi:
         except KeyError:
             return 404, {"error": f"no queue named {queue!r}"}
         return 200, {"messages": messages}
+
+    def _rate_scope(self, _: dict[str, str], payload: Any) -> Reply:
+        scope = _optional_str(self._object(payload), "scope")
+        if scope is None:
+            raise AdminError(400, "missing string 'scope' (action or region)")
+        self.emu.set_rate_scope(scope)
+        return 200, {"ok": True}
+
+    @staticmethod
+    def _instance(body: dict[str, Any]) -> str:
+        instance = _optional_str(body, "instance_id")
+        if instance is None:
+            raise AdminError(400, "missing string 'instance_id'")
+        return instance
+
+    def _tat_agent(self, _: dict[str, str], payload: Any) -> Reply:
+        body = self._object(payload)
+        online = body.get("online", True)
+        if not isinstance(online, bool):
+            raise AdminError(400, "'online' must be true or false")
+        self.emu.set_agent(self._instance(body), online=online)
+        return 200, {"ok": True}
+
+    def _tat_outcome(self, _: dict[str, str], payload: Any) -> Reply:
+        body = dict(self._object(payload))
+        instance = self._instance(body)
+        unknown = sorted(set(body) - {"instance_id", "outcome", "exit_code", "output", "duration", "match"})
+        if unknown:
+            raise AdminError(400, f"unknown key(s): {', '.join(unknown)}")
+        exit_code = body.get("exit_code")
+        if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
+            raise AdminError(400, "'exit_code' must be an integer")
+        duration = body.get("duration")
+        self.emu.set_command_outcome(
+            instance,
+            _optional_str(body, "outcome") or "success",
+            exit_code=exit_code,
+            output=_optional_str(body, "output") or "",
+            duration=None if duration is None else _number(body, "duration"),
+            match=_optional_str(body, "match"),
+        )
+        return 200, {"ok": True}
+
+    def _tat_commands(self, query: dict[str, str], _: Any) -> Reply:
+        return 200, {"commands": self.emu.commands(query.get("instance_id"))}
+
+    def _tat_clear(self, query: dict[str, str], _: Any) -> Reply:
+        self.emu.clear_command_outcomes(query.get("instance_id"))
+        return 200, {"ok": True}

@@ -275,6 +275,12 @@ def delete_snapshots(ctx: Context, raw: dict[str, Any]) -> dict[str, Any]:
                 "InvalidSnapshot.NotSupported",
                 f"The snapshot `{snap.snapshot_id}` is {snap.state}, not NORMAL.",
             )
+        copying_to = ctx.state.copying_to(snap.snapshot_id)
+        if copying_to:
+            raise ApiError(
+                "InvalidSnapshot.NotSupported",
+                f"The snapshot `{snap.snapshot_id}` is being copied to {', '.join(copying_to)}.",
+            )
         if snap.images and not force:
             raise ApiError(
                 "UnsupportedOperation.SnapshotHasBindedImage",

@@ -17,7 +17,7 @@ from .seed import load_seed
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cbsnap_emulator",
-        description="Local Tencent Cloud CBS + TDMQ CMQ API emulator for cbsnap.",
+        description="Local Tencent Cloud CBS + TDMQ CMQ + Tag + TAT API emulator for cbsnap.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=9000, help="port to bind, 0 for any (default 9000)")
@@ -27,6 +27,15 @@ def _parser() -> argparse.ArgumentParser:
         "--creation-seconds", type=float, help="seconds a snapshot stays CREATING (default 3)"
     )
     parser.add_argument("--rate-limit", type=float, help="requests/s per action, 0 = unlimited (default 20)")
+    parser.add_argument(
+        "--rate-scope",
+        choices=("action", "region"),
+        help="one token bucket per action (default) or per region and action",
+    )
+    parser.add_argument(
+        "--copy-seconds", type=float, help="seconds a cross-region snapshot copy takes (default 6)"
+    )
+    parser.add_argument("--command-seconds", type=float, help="seconds a TAT command runs (default 1)")
     parser.add_argument("--latency", type=float, help="seconds added to every API call (default 0)")
     parser.add_argument("--quota", type=int, help="snapshots per disk (default 64)")
     parser.add_argument("--rng-seed", type=int, help="seed for ids, for reproducible runs")
@@ -47,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             latency=args.latency,
             quota=args.quota,
             rng_seed=args.rng_seed,
+            rate_scope=args.rate_scope,
+            copy_seconds=args.copy_seconds,
+            command_seconds=args.command_seconds,
         )
         emu.start()
     except (OSError, ValueError) as exc:

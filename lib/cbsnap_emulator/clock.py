@@ -10,11 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-# Output format of CreateTime/DeadlineTime ("2023-03-09 10:45:11"). Tencent does not state the zone
-# (probably UTC+8); the emulator uses UTC, see docs/emulator.md.
+# Output format of CreateTime/DeadlineTime ("2023-03-09 10:45:11"). The text carries no zone; Tencent
+# writes it in Beijing time (UTC+8), as Tencent's own tools read it (docs/facts-corrections.md), so the
+# emulator does too. China has no daylight saving time, so a fixed offset is exact.
 API_DATETIME = "%Y-%m-%d %H:%M:%S"
+CBS_ZONE = timezone(timedelta(hours=8), "UTC+08:00")
 
 
 class StateClock:
@@ -51,13 +53,13 @@ class StateClock:
 
 
 def format_datetime(epoch: float) -> str:
-    """Format as the API's ``datetime`` type, ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime(API_DATETIME)
+    """Format as the CBS ``datetime`` type, ``YYYY-MM-DD HH:MM:SS`` in Beijing time (UTC+8)."""
+    return datetime.fromtimestamp(epoch, tz=CBS_ZONE).strftime(API_DATETIME)
 
 
 def format_date(epoch: float) -> str:
-    """Format as the API's ``date`` type, ``YYYY-MM-DD`` (UTC)."""
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d")
+    """Format as the CBS ``date`` type, ``YYYY-MM-DD`` in Beijing time (UTC+8)."""
+    return datetime.fromtimestamp(epoch, tz=CBS_ZONE).strftime("%Y-%m-%d")
 
 
 def format_iso(epoch: float) -> str:
@@ -66,8 +68,9 @@ def format_iso(epoch: float) -> str:
 
 
 def parse_datetime(text: str) -> float:
-    """Parse ``YYYY-MM-DD HH:MM:SS`` (UTC) into epoch seconds; raises ValueError."""
-    return datetime.strptime(text, API_DATETIME).replace(tzinfo=timezone.utc).timestamp()
+    """Parse a zone-less ``YYYY-MM-DD HH:MM:SS`` as Beijing time (UTC+8), the zone the API writes it
+    in, into epoch seconds; raises ValueError. A seed's CreateTime text thus reappears verbatim."""
+    return datetime.strptime(text, API_DATETIME).replace(tzinfo=CBS_ZONE).timestamp()
 
 
 def parse_iso8601(text: str) -> float:

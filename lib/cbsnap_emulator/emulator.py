@@ -19,10 +19,12 @@ from .errors import ApiError
 from .faults import Fault
 from .gateway import Gateway, Runtime, Settings
 from .params import validate_tag
+from .ratelimit import check_scope
 from .resources import DISK_FIELDS, DISK_STATES, DISK_TYPES, DISK_USAGES, SNAPSHOT_STATES
 from .scf_runner import ScfRunner
 from .seed import apply_seed, seed_credentials, seed_settings
 from .server import EmulatorHTTPServer
+from .tat_state import Outcome
 
 _REGION = re.compile(r"^[a-z]{2,}-[a-z0-9]+(-[a-z0-9]+)*$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -33,7 +35,8 @@ TimeLike = float | int | str | datetime
 
 
 def _epoch(value: TimeLike, what: str) -> float:
-    """Epoch seconds from a number, ``YYYY-MM-DD HH:MM:SS`` (UTC), ISO-8601 with offset, or aware datetime."""
+    """Epoch seconds from a number, ``YYYY-MM-DD HH:MM:SS`` (Beijing time, as the API writes it),
+    ISO-8601 with offset, or aware datetime."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError(f"{what} must be timezone-aware")
@@ -68,7 +71,7 @@ def _tags(tags: Any, what: str) -> list[dict[str, str]]:
 
 
 class Emulator:
-    """A local Tencent Cloud CBS + TDMQ CMQ API that the official Python SDK can talk to.
+    """A local Tencent Cloud CBS + TDMQ CMQ + Tag + TAT API that the official Python SDK can talk to.
 
     Parameters
     ----------
@@ -81,6 +84,14 @@ class Emulator:
         State-clock seconds a snapshot spends in CREATING (default 3.0).
     rate_limit:
         Requests per second per action (token bucket, burst = limit); 0 disables (default 20.0).
+    rate_scope:
+        ``"action"`` (one bucket per action for the account, the default) or ``"region"`` (one per
+        region and action).
+    copy_seconds:
+        State-clock seconds a cross-region copy takes: half COPYING_FROM_REMOTE, half CHECKING_COPIED
+        (default 6.0).
+    command_seconds:
+        State-clock seconds a TAT command runs unless its scripted outcome says otherwise (default 1.0).
     quota:
         Snapshots per disk (default 64).
     latency:
@@ -108,6 +119,9 @@ class Emulator:
         latency: float | None = None,
         rng_seed: int | None = None,
         scf_transition_seconds: float = 1.0,
+        rate_scope: str | None = None,
+        copy_seconds: float | None = None,
+        command_seconds: float | None = None,
     ) -> None:
         self._seed = copy.deepcopy(seed) if seed is not None else None
         from_seed = seed_settings(self._seed)
@@ -117,9 +131,19 @@ class Emulator:
             quota=int(_first(quota, from_seed.get("quota"), 64)),
             latency=_first(latency, from_seed.get("latency"), 0.0),
             scf_transition_seconds=scf_transition_seconds,
+            copy_seconds=_first(copy_seconds, from_seed.get("copySeconds"), 6.0),
+            command_seconds=_first(command_seconds, from_seed.get("commandSeconds"), 1.0),
+            rate_scope=check_scope(_first(rate_scope, from_seed.get("rateScope"), "action")),
         )
-        if self._settings.creation_seconds < 0 or self._settings.rate_limit < 0 or self._settings.latency < 0:
-            raise ValueError("creation_seconds, rate_limit and latency must be >= 0")
+        timings = (
+            self._settings.creation_seconds,
+            self._settings.copy_seconds,
+            self._settings.command_seconds,
+        )
+        if min(timings) < 0 or self._settings.rate_limit < 0 or self._settings.latency < 0:
+            raise ValueError(
+                "creation_seconds, copy_seconds, command_seconds, rate_limit and latency must be >= 0"
+            )
         if self._settings.quota < 0:
             raise ValueError("quota must be >= 0")
         self._rng_seed = rng_seed
@@ -308,7 +332,8 @@ class Emulator:
 
         ``state="CREATING"`` progresses like a new snapshot from ``created_at`` (default now). ``images``
         are image ids or ``{"ImageId", "ImageName"}``. Times take epoch seconds, ``YYYY-MM-DD HH:MM:SS``
-        (UTC), ISO-8601 with offset, or aware datetimes. The quota is not enforced here.
+        (Beijing time, as CreateTime reads), ISO-8601 with offset, or aware datetimes. The quota is not
+        enforced here.
         """
         if state not in SNAPSHOT_STATES:
             raise ValueError(f"state must be one of {', '.join(SNAPSHOT_STATES)}, got {state!r}")
@@ -427,6 +452,23 @@ class Emulator:
                 and (topic is None or m.get("TopicName") == topic)
             ]
 
+    def commands(self, instance_id: str | None = None) -> list[dict[str, Any]]:
+        """Every TAT command run (one record per instance), in start order, as of the state clock.
+
+        Records hold the decoded ``Content`` (parameters substituted), ``TaskStatus``, ``ExitCode`` and
+        ``Output`` (None/"" while running) and ``start``/``end`` in state-clock epoch seconds (``end`` is
+        None while running), so a test can order them against ``calls()`` times.
+        """
+        with self._gateway.lock:
+            now = self._tick()
+            tasks = self._gateway.runtime.state.tat.tasks.values()
+            return [t.record(now) for t in tasks if instance_id is None or t.instance_id == instance_id]
+
+    @property
+    def account_uin(self) -> str:
+        """The emulated account's UIN, as in Tag API resource names ``qcs::cvm:<region>:uin/<UIN>:…``."""
+        return ids.ACCOUNT_UIN
+
     def receive(
         self, queue: str, max_messages: int = 10, *, now: float | None = None
     ) -> list[dict[str, Any]]:
@@ -513,6 +555,59 @@ class Emulator:
         limits); 0 disables."""
         with self._gateway.lock:
             self._gateway.runtime.limiter.set_rate(rps, action)
+
+    def set_rate_scope(self, scope: str) -> None:
+        """``"action"``: one token bucket per action for the account; ``"region"``: one per region and
+        action. Every bucket starts full again."""
+        with self._gateway.lock:
+            self._gateway.runtime.limiter.set_scope(scope)
+
+    def _known_instance(self, instance_id: str) -> None:
+        if not ids.INSTANCE_ID.match(instance_id):
+            raise ValueError(f"instance_id {instance_id!r} is not ins- followed by 8 of [a-z0-9]")
+        state = self._gateway.runtime.state
+        if not any(
+            instance_id in (d.instance_id, *d.api.get("InstanceIdList", [])) for d in state.disks.values()
+        ):
+            raise ValueError(f"no disk is attached to {instance_id}; instances are known through their disks")
+
+    def set_agent(self, instance_id: str, *, online: bool = True) -> None:
+        """Put an instance's TAT agent Online (the default for every instance) or Offline. Offline, it
+        is reported so by DescribeAutomationAgentStatus and RunCommand on it fails with
+        ``ResourceUnavailable.AgentStatusNotOnline``."""
+        with self._gateway.lock:
+            self._known_instance(instance_id)
+            self._gateway.runtime.state.tat.set_agent(instance_id, online=online, now=self._clock.now())
+
+    def set_command_outcome(
+        self,
+        instance_id: str,
+        outcome: str = "success",
+        *,
+        exit_code: int | None = None,
+        output: str = "",
+        duration: float | None = None,
+        match: str | None = None,
+    ) -> None:
+        """Script what TAT commands do on an instance from now on.
+
+        ``outcome`` is ``"success"`` (exit 0), ``"failure"`` (``exit_code``, default 1) or ``"timeout"``
+        (TIMEOUT once the command's Timeout has passed on the state clock). ``output`` is the command's
+        output text; ``duration`` its run time in state-clock seconds (default ``command_seconds``).
+        With ``match``, the rule applies only to commands whose decoded content contains that text;
+        the newest applicable rule wins, and an instance without rules succeeds.
+        """
+        if exit_code is None:
+            exit_code = 1 if outcome == "failure" else 0
+        rule = Outcome(outcome, exit_code, output, duration, match)
+        with self._gateway.lock:
+            self._known_instance(instance_id)
+            self._gateway.runtime.state.tat.add_rule(instance_id, rule)
+
+    def clear_command_outcomes(self, instance_id: str | None = None) -> None:
+        """Forget the scripted outcomes of one instance (or all): commands succeed again."""
+        with self._gateway.lock:
+            self._gateway.runtime.state.tat.clear_rules(instance_id)
 
     def set_latency(self, seconds: float, action: str | None = None) -> None:
         """Delay before handling ``action`` or, with None, every action (dropping per-action delays)."""

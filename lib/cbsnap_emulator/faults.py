@@ -26,6 +26,9 @@ class Fault:
         ``ClientNetworkError``. ``"latency"``: sleep ``latency`` seconds before handling.
     disk_id:
         Only requests naming this disk (``DiskId``, any of ``DiskIds`` or a ``disk-id`` filter value).
+    snapshot_id:
+        Only requests naming this snapshot (``SnapshotId`` or any of ``SnapshotIds``), e.g. one
+        CopySnapshotCrossRegions source.
     region:
         Only requests to this region.
     times:
@@ -43,6 +46,7 @@ class Fault:
     probability: float = 1.0
     latency: float = 0.0
     message: str | None = None
+    snapshot_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -69,13 +73,17 @@ class Fault:
         """The JSON form of the fault."""
         return asdict(self)
 
-    def matches(self, action: str, region: str | None, disk_ids: Iterable[str]) -> bool:
-        """Whether a request (action, region, disk ids it names) is in this fault's scope."""
+    def matches(
+        self, action: str, region: str | None, disk_ids: Iterable[str], snapshot_ids: Iterable[str] = ()
+    ) -> bool:
+        """Whether a request (action, region, disk and snapshot ids it names) is in this fault's scope."""
         if self.times == 0:
             return False
         if self.action not in ("*", action):
             return False
         if self.region is not None and self.region != region:
+            return False
+        if self.snapshot_id is not None and self.snapshot_id not in set(snapshot_ids):
             return False
         return self.disk_id is None or self.disk_id in set(disk_ids)
 
@@ -104,7 +112,14 @@ class FaultSet:
         """Remove every fault (the injection counters are kept)."""
         self.faults.clear()
 
-    def select(self, action: str, region: str | None, disk_ids: list[str], rng: random.Random) -> Injection:
+    def select(
+        self,
+        action: str,
+        region: str | None,
+        disk_ids: list[str],
+        rng: random.Random,
+        snapshot_ids: list[str] | None = None,
+    ) -> Injection:
         """Decide the faults for one request: all matching latency faults add up; the first matching
         error or lost_reply fault (in insertion order) is applied."""
         delay = 0.0
@@ -112,7 +127,7 @@ class FaultSet:
         for fault in list(self.faults):
             if fault.kind != "latency" and chosen is not None:
                 continue
-            if not fault.matches(action, region, disk_ids):
+            if not fault.matches(action, region, disk_ids, snapshot_ids or ()):
                 continue
             if fault.probability < 1.0 and rng.random() >= fault.probability:
                 continue

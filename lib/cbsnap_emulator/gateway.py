@@ -22,6 +22,7 @@ from typing import Any
 
 from .auth import Credential, authenticate
 from .cbs_actions import CBS_ACTIONS
+from .cbs_copy import CBS_COPY_ACTIONS
 from .clock import StateClock
 from .context import Context, Handler
 from .errors import ApiError
@@ -32,16 +33,22 @@ from .ratelimit import RateLimiter
 from .scf_actions import SCF_ACTIONS, SCF_RATE_LIMITS, AfterLock
 from .signature import MalformedAuthorization, parse_authorization
 from .state import State
+from .tag_actions import TAG_ACTIONS
+from .tat_actions import TAT_ACTIONS
 from .tdmq_actions import TDMQ_ACTIONS
 
 log = logging.getLogger("cbsnap_emulator")
 
 # service (credential scope) -> (API version, actions)
 SERVICES: dict[str, tuple[str, dict[str, Handler]]] = {
-    "cbs": ("2017-03-12", CBS_ACTIONS),
+    "cbs": ("2017-03-12", {**CBS_ACTIONS, **CBS_COPY_ACTIONS}),
     "tdmq": ("2020-02-17", TDMQ_ACTIONS),
     "scf": ("2018-04-16", SCF_ACTIONS),
+    "tag": ("2018-08-13", TAG_ACTIONS),
+    "tat": ("2020-10-28", TAT_ACTIONS),
 }
+# Services whose API is global: X-TC-Region is optional ("本接口不需要传递此参数"), validated if sent.
+REGIONLESS_SERVICES = frozenset({"tag"})
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,9 @@ class Settings:
     quota: int = 64
     latency: float = 0.0
     scf_transition_seconds: float = 1.0  # state-clock seconds an SCF function is Creating/Updating
+    copy_seconds: float = 6.0
+    command_seconds: float = 1.0
+    rate_scope: str = "action"
 
 
 @dataclass
@@ -117,6 +127,14 @@ def disk_ids_named(params: dict[str, Any]) -> list[str]:
     return found
 
 
+def snapshot_ids_named(params: dict[str, Any]) -> list[str]:
+    """Snapshot ids a request names: SnapshotId or SnapshotIds (for fault matching)."""
+    found = [params["SnapshotId"]] if isinstance(params.get("SnapshotId"), str) else []
+    if isinstance(params.get("SnapshotIds"), list):
+        found.extend(s for s in params["SnapshotIds"] if isinstance(s, str))
+    return found
+
+
 def _scope_service(headers: dict[str, str]) -> str | None:
     """Best-effort service of a request whose authentication failed (for the ``rejected`` record)."""
     try:
@@ -150,9 +168,11 @@ class Gateway:
             IdFactory(rng),
             creation_seconds=settings.creation_seconds,
             quota=settings.quota,
+            copy_seconds=settings.copy_seconds,
+            command_seconds=settings.command_seconds,
             scf_transition_seconds=settings.scf_transition_seconds,
         )
-        limiter = RateLimiter(settings.rate_limit)
+        limiter = RateLimiter(settings.rate_limit, scope=settings.rate_scope)
         if settings.rate_limit > 0:  # SCF documents other limits for these actions
             for action, rate in SCF_RATE_LIMITS.items():
                 limiter.set_rate(rate, action)
@@ -194,14 +214,20 @@ class Gateway:
             return trace.fail(err)
 
         with self.lock:
-            if not rt.limiter.allow(trace.action):
+            if not rt.limiter.allow(trace.action, trace.region):
                 limit = rt.limiter.rate_for(trace.action)
                 throttled = ApiError(
                     "RequestLimitExceeded", f"Request rate for {trace.action} exceeds {limit:g} per second."
                 )
                 trace.fail(throttled)
                 return trace.reject(throttled)
-            injection = rt.faults.select(trace.action, trace.region, disk_ids_named(trace.params), rt.rng)
+            injection = rt.faults.select(
+                trace.action,
+                trace.region,
+                disk_ids_named(trace.params),
+                rt.rng,
+                snapshot_ids=snapshot_ids_named(trace.params),
+            )
             delay = injection.delay + rt.latency_for(trace.action)
         if delay > 0:
             self._sleep(delay)  # outside the lock: slow calls must not serialise the others
@@ -216,7 +242,9 @@ class Gateway:
             result: dict[str, Any] | None = None
             error: ApiError | None = None
             try:
-                result = handler(Context(rt.state, rt.state.check_region(trace.region), now), trace.params)
+                regionless = identity.service in REGIONLESS_SERVICES and not trace.region
+                region = "" if regionless else rt.state.check_region(trace.region)
+                result = handler(Context(rt.state, region, now), trace.params)
             except ApiError as err:
                 error = err
             except Exception as exc:  # a bug in the emulator: answer like a server would, and log it
@@ -243,9 +271,8 @@ class Gateway:
     @staticmethod
     def _resolve(service: str, version: str, action: str) -> Handler:
         if service not in SERVICES:
-            raise ApiError(
-                "NoSuchProduct", f"The product `{service}` is not emulated (cbs, tdmq and scf are)."
-            )
+            emulated = ", ".join(sorted(SERVICES))
+            raise ApiError("NoSuchProduct", f"The product `{service}` is not emulated ({emulated} are).")
         expected, actions = SERVICES[service]
         if not version:
             raise ApiError("MissingParameter", "The request is missing a required parameter `Version`.")

@@ -1,4 +1,5 @@
-"""Resource id generation (``disk-``/``snap-``/``csnap-``/``ins-`` + 8 of ``[a-z0-9]``) and id shapes."""
+"""Resource id generation (``disk-``/``snap-``/``csnap-``/``ins-``/``inv-``… + 8 of ``[a-z0-9]``), id
+shapes, and the emulated account's UIN."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ DISK_ID = re.compile(r"^disk-[a-z0-9]{8}$")
 SNAPSHOT_ID = re.compile(r"^snap-[a-z0-9]{8}$")
 GROUP_ID = re.compile(r"^csnap-[a-z0-9]{8}$")
 INSTANCE_ID = re.compile(r"^ins-[a-z0-9]{8}$")
+INVOCATION_ID = re.compile(r"^inv-[a-z0-9]{8}$")
+INVOCATION_TASK_ID = re.compile(r"^invt-[a-z0-9]{8}$")
+COMMAND_ID = re.compile(r"^cmd-[a-z0-9]{8}$")
+
+# The emulated account's UIN: the ``uin/<UIN>`` segment of six-segment resource names (Tag API).
+ACCOUNT_UIN = "100000000001"
 
 
 class IdFactory:

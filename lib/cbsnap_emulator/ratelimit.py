@@ -1,4 +1,4 @@
-"""Per-action token buckets (rate = limit per second, burst = limit)."""
+"""Token buckets per action, or per region and action (rate = limit per second, burst = limit)."""
 
 from __future__ import annotations
 
@@ -35,14 +35,29 @@ class TokenBucket:
         return False
 
 
-class RateLimiter:
-    """Token buckets per action; ``rate <= 0`` disables limiting. Callers hold the emulator lock."""
+RATE_SCOPES = ("action", "region")
 
-    def __init__(self, default_rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+
+class RateLimiter:
+    """Token buckets; ``rate <= 0`` disables limiting. Callers hold the emulator lock.
+
+    ``scope="action"`` keeps one bucket per action for the whole account; ``scope="region"`` one per
+    region and action, for benchmarks that model a per-region limit. Limits are set per action either way.
+    """
+
+    def __init__(
+        self, default_rate: float, clock: Callable[[], float] = time.monotonic, *, scope: str = "action"
+    ) -> None:
         self.default_rate = default_rate
         self.overrides: dict[str, float] = {}
         self._clock = clock
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self.scope = check_scope(scope)
+
+    def set_scope(self, scope: str) -> None:
+        """Switch between per-action and per-region-and-action buckets (all buckets refill)."""
+        self.scope = check_scope(scope)
+        self._buckets.clear()
 
     def set_rate(self, rate: float, action: str | None = None) -> None:
         """Set the limit for one action, or (``action=None``) for all actions, dropping overrides."""
@@ -54,22 +69,31 @@ class RateLimiter:
             self._buckets.clear()
         else:
             self.overrides[action] = rate
-            self._buckets.pop(action, None)
+            for key in [k for k in self._buckets if k[1] == action]:
+                del self._buckets[key]
 
     def rate_for(self, action: str) -> float:
         """The limit in force for ``action`` (requests per second, 0 = unlimited)."""
         return self.overrides.get(action, self.default_rate)
 
-    def allow(self, action: str) -> bool:
-        """Whether one more ``action`` request is within the limit now."""
+    def allow(self, action: str, region: str | None = None) -> bool:
+        """Whether one more ``action`` request (to ``region``) is within the limit now."""
         rate = self.rate_for(action)
         if rate <= 0:
             return True
-        bucket = self._buckets.get(action)
+        key = ((region or "") if self.scope == "region" else "", action)
+        bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[action] = TokenBucket(rate, self._clock)
+            bucket = self._buckets[key] = TokenBucket(rate, self._clock)
         return bucket.allow()
 
     def reset(self) -> None:
         """Refill every bucket."""
         self._buckets.clear()
+
+
+def check_scope(scope: str) -> str:
+    """Validate a rate-limit scope name."""
+    if scope not in RATE_SCOPES:
+        raise ValueError(f"rate scope must be one of {', '.join(RATE_SCOPES)}, got {scope!r}")
+    return scope

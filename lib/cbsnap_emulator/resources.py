@@ -148,9 +148,13 @@ def new_disk_api(
     }
 
 
+COPY_STATES = ("COPYING_FROM_REMOTE", "CHECKING_COPIED")
+
+
 @dataclass
 class Snapshot:
-    """A disk snapshot. ``CREATING`` ones progress with the state clock (see :meth:`percent`)."""
+    """A disk snapshot. ``CREATING`` ones progress with the state clock (see :meth:`percent`), and so
+    do cross-region copies (``COPYING_FROM_REMOTE`` then ``CHECKING_COPIED``) over ``copy_seconds``."""
 
     snapshot_id: str
     region: str
@@ -167,20 +171,28 @@ class Snapshot:
     placement: dict[str, Any]
     tags: list[dict[str, str]] = field(default_factory=list)
     images: list[dict[str, str]] = field(default_factory=list)
+    copy_from_remote: bool = False
+    copy_seconds: float = 0.0  # how long a copy takes (fixed when the copy starts)
 
     def percent(self, now: float, creation_seconds: float) -> int:
-        """Progress: linear from 0 to 100 over ``creation_seconds``; 100 once out of CREATING."""
-        if self.state != "CREATING":
+        """Progress: linear from 0 to 99 over the creation (or copy) time; 100 once NORMAL."""
+        if self.state == "CREATING":
+            duration = creation_seconds
+        elif self.state in COPY_STATES:
+            duration = self.copy_seconds
+        else:
             return 100
-        if creation_seconds <= 0:
+        if duration <= 0:
             return 99
-        return max(0, min(99, int(100 * (now - self.created_at) / creation_seconds)))
+        return max(0, min(99, int(100 * (now - self.created_at) / duration)))
 
-    def render(self, now: float, creation_seconds: float) -> dict[str, Any]:
-        """The API Snapshot object."""
+    def render(
+        self, now: float, creation_seconds: float, copying_to: list[str] | None = None
+    ) -> dict[str, Any]:
+        """The API Snapshot object; ``copying_to`` lists the regions this snapshot is being copied to."""
         return {
             "Placement": dict(self.placement),
-            "CopyFromRemote": False,
+            "CopyFromRemote": self.copy_from_remote,
             "SnapshotState": self.state,
             "IsPermanent": self.deadline is None,
             "SnapshotName": self.name,
@@ -191,7 +203,7 @@ class Snapshot:
             "SnapshotType": "PRIVATE_SNAPSHOT",
             "DiskSize": self.disk_size,
             "DiskId": self.disk_id,
-            "CopyingToRegions": [],
+            "CopyingToRegions": list(copying_to or []),
             "Encrypt": self.encrypt,
             "CreateTime": format_datetime(self.created_at),
             "ImageCount": len(self.images),

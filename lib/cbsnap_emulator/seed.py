@@ -9,7 +9,11 @@ Format (all keys optional)::
                     "CreateTime"?, "DeadlineTime"?, "Images"?, "DiskUsage"?}],
      "queues": ["cbsnap-results"], "topics": ["cbsnap-events"],
      "credentials": [{"SecretId": "…", "SecretKey": "…", "Token"?: "…"}],
-     "settings": {"creationSeconds": 3, "rateLimit": 20, "quota": 64, "latency": 0}}
+     "settings": {"creationSeconds": 3, "rateLimit": 20, "quota": 64, "latency": 0,
+                  "copySeconds": 6, "commandSeconds": 1, "rateScope": "action"}}
+
+A zone-less ``CreateTime``/``DeadlineTime`` is Beijing time (UTC+8), the zone the API writes it in, so
+the text reappears unchanged in DescribeDisks/DescribeSnapshots.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ if TYPE_CHECKING:
     from .emulator import Emulator
 
 SEED_KEYS = frozenset({"disks", "snapshots", "queues", "topics", "credentials", "settings"})
-SETTING_KEYS = frozenset({"creationSeconds", "rateLimit", "quota", "latency"})
+SETTING_KEYS = frozenset(
+    {"creationSeconds", "rateLimit", "quota", "latency", "copySeconds", "commandSeconds", "rateScope"}
+)
+_TEXT_SETTINGS = frozenset({"rateScope"})
 
 # Seed disk keys that map onto Emulator.add_disk arguments; every other key must be a Disk API field.
 _DISK_ARGS = {
@@ -84,7 +91,10 @@ def seed_settings(seed: dict[str, Any] | None) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown seed setting(s): {', '.join(unknown)}")
     for key, value in settings.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if key in _TEXT_SETTINGS:
+            if not isinstance(value, str):
+                raise ValueError(f"seed setting {key} must be a string")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"seed setting {key} must be a number")
     return settings
 

@@ -1,9 +1,10 @@
-"""Emulator state: regions, disks, snapshots, snapshot groups, CMQ queues/topics and their messages.
+"""Emulator state: regions, disks, snapshots, snapshot groups, CMQ queues/topics and their messages,
+tags of resources the emulator does not model, and TAT agents and commands.
 
 A :class:`State` is not thread-safe; the emulator's single lock guards every read and write. Time-driven
-changes (CREATING → NORMAL, Deadline expiry) are applied lazily by :meth:`State.tick`, which every
-action and every inspection calls first with the current state-clock time, so results are a pure
-function of that time.
+changes (CREATING → NORMAL, cross-region copies, Deadline expiry) are applied lazily by
+:meth:`State.tick`, which every action and every inspection calls first with the current state-clock
+time, so results are a pure function of that time.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from .errors import ApiError
 from .ids import IdFactory
 from .resources import Disk, Snapshot, SnapshotGroup, new_disk_api, placement
 from .scf_state import ScfState
+from .tag_store import TagStore
+from .tat_state import TatState
 
 # Regions the emulator answers for without any disk in them; any region a disk is added to joins too.
 # Others get UnsupportedRegion, as a typo would from the real API.
@@ -33,11 +36,21 @@ class State:
     """All emulated resources (not thread-safe: the caller holds the emulator lock)."""
 
     def __init__(
-        self, ids: IdFactory, *, creation_seconds: float, quota: int, scf_transition_seconds: float = 1.0
+        self,
+        ids: IdFactory,
+        *,
+        creation_seconds: float,
+        quota: int,
+        copy_seconds: float = 6.0,
+        command_seconds: float = 1.0,
+        scf_transition_seconds: float = 1.0,
     ) -> None:
         self.ids = ids
         self.creation_seconds = creation_seconds
         self.quota = quota
+        self.copy_seconds = copy_seconds
+        self.tag_store = TagStore()
+        self.tat = TatState(command_seconds)
         self.regions: set[str] = set(KNOWN_REGIONS)
         self.disks: dict[str, Disk] = {}
         self.snapshots: dict[str, Snapshot] = {}
@@ -48,6 +61,7 @@ class State:
         self.scf = ScfState(scf_transition_seconds)  # SCF functions, triggers, invocations
         self._by_disk: dict[str, dict[str, None]] = {}  # disk id -> its snapshot ids, creation order
         self._creating: dict[str, None] = {}
+        self._copies: dict[str, tuple[str, str]] = {}  # running copy id -> (source id, destination)
         self._deadlines: list[tuple[float, int, str]] = []  # heap of (deadline, seq, snapshot id)
         self._seq = 0
 
@@ -66,7 +80,8 @@ class State:
         return region
 
     def tick(self, now: float) -> None:
-        """Apply what the passage of time does: finish CREATING snapshots, delete expired ones."""
+        """Apply what the passage of time does: finish CREATING snapshots, move copies on, delete
+        expired snapshots."""
         for snap_id in list(self._creating):
             snap = self.snapshots[snap_id]
             done_at = snap.created_at + self.creation_seconds
@@ -74,10 +89,30 @@ class State:
                 snap.state = "NORMAL"
                 snap.modified_at = done_at
                 del self._creating[snap_id]
+        for copy_id in list(self._copies):
+            self._advance_copy(copy_id, now)
         while self._deadlines and self._deadlines[0][0] <= now:
-            _, _, snap_id = heapq.heappop(self._deadlines)
-            if snap_id in self.snapshots:
+            deadline, _, snap_id = heapq.heappop(self._deadlines)
+            expiring = self.snapshots.get(snap_id)
+            # An entry is stale once ModifySnapshotAttribute moved or cleared the snapshot's Deadline.
+            if expiring is not None and expiring.deadline == deadline:
                 self.remove_snapshot(snap_id)
+
+    def _advance_copy(self, copy_id: str, now: float) -> None:
+        """A copy spends the first half of ``copy_seconds`` COPYING_FROM_REMOTE, the second half
+        CHECKING_COPIED, then is NORMAL."""
+        snap = self.snapshots.get(copy_id)
+        if snap is None:
+            del self._copies[copy_id]
+            return
+        elapsed = now - snap.created_at
+        if elapsed >= snap.copy_seconds:
+            snap.state = "NORMAL"
+            snap.modified_at = snap.created_at + snap.copy_seconds
+            del self._copies[copy_id]
+        elif elapsed >= snap.copy_seconds / 2 and snap.state == "COPYING_FROM_REMOTE":
+            snap.state = "CHECKING_COPIED"
+            snap.modified_at = snap.created_at + snap.copy_seconds / 2
 
     # -- disks -----------------------------------------------------------------------------------
     def add_disk(
@@ -183,11 +218,51 @@ class State:
             heapq.heappush(self._deadlines, (deadline, snap.seq, snap.snapshot_id))
         return snap
 
+    def add_copy(self, source: Snapshot, destination: str, name: str, now: float) -> Snapshot:
+        """Start a cross-region copy of ``source`` into ``destination`` (checks are the caller's).
+
+        The copy looks like the one Tencent returned in a recorded DescribeSnapshots: no DiskId (its
+        disk lives in another region), the source's DiskSize, ``CopyFromRemote`` true, no tags and
+        permanent. It belongs to no disk, so it counts against no disk's quota.
+        """
+        snap = Snapshot(
+            snapshot_id=self.ids.new("snap", self.snapshots),
+            region=destination,
+            disk_id="",
+            seq=self.next_seq(),
+            name=name,
+            state="COPYING_FROM_REMOTE",
+            created_at=now,
+            modified_at=now,
+            deadline=None,
+            disk_usage=source.disk_usage,
+            disk_size=source.disk_size,
+            encrypt=source.encrypt,
+            placement=placement(f"{destination}-1", int(source.placement.get("ProjectId", 0))),
+            copy_from_remote=True,
+            copy_seconds=self.copy_seconds,
+        )
+        self.snapshots[snap.snapshot_id] = snap
+        self._copies[snap.snapshot_id] = (source.snapshot_id, destination)
+        self._advance_copy(snap.snapshot_id, now)  # copy_seconds=0 finishes at once
+        return snap
+
+    def copying_to(self, snapshot_id: str) -> list[str]:
+        """Regions a running copy of ``snapshot_id`` goes to, in the order the copies started."""
+        return [dest for source, dest in self._copies.values() if source == snapshot_id]
+
+    def set_deadline(self, snap: Snapshot, deadline: float | None) -> None:
+        """Make ``snap`` expire at ``deadline`` (None: permanent)."""
+        snap.deadline = deadline
+        if deadline is not None:
+            heapq.heappush(self._deadlines, (deadline, snap.seq, snap.snapshot_id))
+
     def remove_snapshot(self, snapshot_id: str) -> None:
         """Delete a snapshot and drop it from its disk and group."""
         snap = self.snapshots.pop(snapshot_id)
         self._by_disk.get(snap.disk_id, {}).pop(snapshot_id, None)
         self._creating.pop(snapshot_id, None)
+        self._copies.pop(snapshot_id, None)
         for group_id, group in list(self.groups.items()):
             if snapshot_id in group.snapshot_ids:
                 group.snapshot_ids.remove(snapshot_id)
@@ -196,7 +271,7 @@ class State:
 
     def render_snapshot(self, snap: Snapshot, now: float) -> dict[str, Any]:
         """The API Snapshot object at time ``now``."""
-        return snap.render(now, self.creation_seconds)
+        return snap.render(now, self.creation_seconds, self.copying_to(snap.snapshot_id))
 
     def render_group(self, group: SnapshotGroup, now: float) -> dict[str, Any]:
         """The API SnapshotGroup object at time ``now``."""

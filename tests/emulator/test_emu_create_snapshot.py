@@ -9,6 +9,8 @@ import pytest
 
 from cbsnap_emulator import Emulator
 
+BEIJING = timezone(timedelta(hours=8))
+
 
 def _iso(emu: Emulator, seconds_from_now: float) -> str:
     return datetime.fromtimestamp(emu.now + seconds_from_now, tz=timezone.utc).isoformat(timespec="seconds")
@@ -60,7 +62,8 @@ def test_tags_deadline_and_usage_are_stored(emulator: Emulator, sdk: Any) -> Non
     got = sdk.snapshot(snap)
     assert got["Tags"] == [{"Key": "cbsnap", "Value": "managed"}, {"Key": "empty", "Value": ""}]
     assert got["IsPermanent"] is False
-    expected = datetime.fromisoformat(deadline).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    # DeadlineTime is written in Beijing time (UTC+8), like CreateTime
+    expected = datetime.fromisoformat(deadline).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
     assert got["DeadlineTime"] == expected
     assert got["DiskUsage"] == "DATA_DISK"
 
@@ -222,7 +225,5 @@ def test_state_clock_changes_create_time(emulator: Emulator, sdk: Any) -> None:
     emulator.add_disk("disk-time0001")
     emulator.advance(timedelta(days=400).total_seconds())
     snap = sdk.cbs("CreateSnapshot", DiskId="disk-time0001")["SnapshotId"]
-    created = datetime.strptime(sdk.snapshot(snap)["CreateTime"], "%Y-%m-%d %H:%M:%S").replace(
-        tzinfo=timezone.utc
-    )
+    created = datetime.strptime(sdk.snapshot(snap)["CreateTime"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
     assert abs(created.timestamp() - emulator.now) < 5

@@ -31,9 +31,10 @@ def test_invoke_timer_against_an_embedded_emulator() -> None:
     response = json.loads(proc.stdout)
     [result] = response["results"]
     assert result["code"] == 0 and result["message"] == "" and result["snapshotId"].startswith("snap-")
-    # the structured log records went to stderr, one per disk
+    # the structured log records went to stderr: one per disk, then the invocation's metrics line
     records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
-    assert [r["result"]["snapshotId"] for r in records] == [result["snapshotId"]]
+    assert [r["result"]["snapshotId"] for r in records if "result" in r] == [result["snapshotId"]]
+    assert records[-1]["type"] == "cbsnap.metrics" and records[-1]["created"] == 1
 
 
 def test_demo_runs_end_to_end() -> None:

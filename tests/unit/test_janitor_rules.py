@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from cbsnap.cbs_time import format_cbs_time
 from cbsnap.client import SnapshotInfo
 from cbsnap.codes import SeedCode
 from cbsnap.errors import CloudError, DeadlineReached
@@ -42,7 +43,7 @@ def snap(
     images: int = 0,
     disk: str = DISK,
 ) -> SnapshotInfo:
-    created = datetime.fromtimestamp(NOW - age_days * DAY, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    created = format_cbs_time(NOW - age_days * DAY)
     return SnapshotInfo(
         snapshot_id=sid,
         disk_id=disk,
@@ -144,12 +145,13 @@ def test_unreadable_create_time_is_kept_and_never_old() -> None:
     assert deleted([odd], Retention(maxAgeDays=1)) == []
 
 
-def test_create_time_is_read_as_utc_the_latest_plausible_instant() -> None:
-    assert create_time("2026-11-28 12:00:00") == NOW
+def test_create_time_is_read_as_beijing_time() -> None:
+    # NOW is 12:00 UTC: CBS writes that instant as 20:00 (UTC+8)
+    assert create_time("2026-11-28 20:00:00") == NOW
     assert create_time("28/11/2026") is None
-    # a snapshot made 7 days minus 1 hour ago (UTC) is never old enough for maxAgeDays 7,
-    # whether CreateTime is UTC (this reading) or UTC+8 (then it looks 8 h younger still)
+    # a snapshot made 7 days minus 1 hour ago is not old enough for maxAgeDays 7; 1 hour more is
     assert deleted([snap("snap-young001", 7 - 1 / 24)], Retention(maxAgeDays=7)) == []
+    assert deleted([snap("snap-old00001", 7 + 1 / 24)], Retention(maxAgeDays=7)) == ["snap-old00001"]
 
 
 def test_duplicates_in_a_listing_count_once() -> None:
