@@ -5,7 +5,8 @@
 * :meth:`Pipeline.execute` resolves the disks (:mod:`cbsnap.selectors`) and dispatches to the
   one use case the request asks for — a coverage report (``action: "report"``,
   :mod:`cbsnap.report`), retention alone (``action: "prune"``,
-  :mod:`cbsnap.janitor`), a dry run (:mod:`cbsnap.plan`), consistent groups
+  :mod:`cbsnap.janitor`), a dry run (:mod:`cbsnap.plan`), scripts around the snapshots
+  (``hooks``, :mod:`cbsnap.hooks`), consistent groups
   (:mod:`cbsnap.groups`), fan-out of a large request (:mod:`cbsnap.fanout`), or snapshots
   (:mod:`cbsnap.snapshots`, followed by retention when the request has a rule);
 * :meth:`Pipeline.handle` stamps the request's context on the results, hands them to every
@@ -42,6 +43,7 @@ from cbsnap.workers import Parallel, sequential
 
 if TYPE_CHECKING:
     from cbsnap.fanout import FanOut
+    from cbsnap.hooks import HookRunner, TatCalls
     from cbsnap.janitor import Janitor
     from cbsnap.logs import Log
     from cbsnap.notify import Notifier
@@ -49,6 +51,9 @@ if TYPE_CHECKING:
 WallClock = Callable[[], datetime]
 DRY_RUN_ACTION = "plan"
 DELETE_ACTION = "delete"
+# What Tencent promises for a snapshot group: the SDK calls the only type, NORMAL, "非一致性快照"
+# (not a consistency snapshot); a product page calls groups crash-consistent in a limited beta.
+GROUP_CONSISTENCY = "not-guaranteed"
 
 
 class Pipeline:
@@ -84,6 +89,8 @@ class Pipeline:
         parallel: Parallel = sequential,
         fanout: FanOut | None = None,
         notifier: Callable[[], Notifier] | None = None,
+        tat: Callable[[str], TatCalls] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
         default_retain_days: Callable[[str], int] = lambda trigger: 0,
         delivery_grace: float = 0.0,
         clock: Clock = time.monotonic,
@@ -109,6 +116,9 @@ class Pipeline:
             apis, lookup=lookup, creator=creator, ledger=self.ledger, parallel=parallel, clock=clock
         )
         self._janitor: Janitor | None = None
+        self._tat = tat
+        self._sleep = sleep
+        self._hooks: HookRunner | None = None
 
     # -- the four steps ------------------------------------------------------------------------
 
@@ -251,6 +261,28 @@ class Pipeline:
             )
         return self._janitor
 
+    @property
+    def hooks(self) -> HookRunner:
+        """Scripts around snapshots through TAT, built (and imported) on first use."""
+        if self._hooks is None:
+            if self._tat is None:
+                raise ConfigurationError("hooks need TAT, which this runtime does not wire")
+            from cbsnap.groups import ConsistentGroups
+            from cbsnap.hooks import HookRunner
+
+            self._hooks = HookRunner(
+                self._tat,
+                snapshots=self._snapshots,
+                groups=lambda: ConsistentGroups(
+                    self.apis, lookup=self._lookup, creator=self._creator, parallel=self._parallel
+                ),
+                logger=self._logger,
+                parallel=self._parallel,
+                sleep=self._sleep,
+                clock=self._clock,
+            )
+        return self._hooks
+
     # -- dispatch ---------------------------------------------------------------------------------
 
     def _report(self, request: Request, deadline: Deadline) -> tuple[list[Placed], dict[str, Any]]:
@@ -278,13 +310,22 @@ class Pipeline:
 
             planner = Planner(self.apis, lookup=self._lookup, parallel=self._parallel)
             return placed + planner.plan(request, resolution, deadline), None
+        if options.hooks is not None:  # never fanned out: an instance's disks stay in one invocation
+            hooked = self.hooks.snapshot(request, resolution, deadline)
+            if options.retention is not None:
+                hooked.extend(self.janitor.after_create(options.retention, hooked, deadline))
+            return placed + hooked, None
         if options.consistent:
             from cbsnap.groups import ConsistentGroups
 
             groups = ConsistentGroups(
                 self.apis, lookup=self._lookup, creator=self._creator, parallel=self._parallel
             )
-            return placed + groups.snapshot(request, resolution, deadline), None
+            grouped = [
+                (p, r.model_copy(update={"consistency": GROUP_CONSISTENCY}) if r.ok and r.groupId else r)
+                for p, r in groups.snapshot(request, resolution, deadline)
+            ]
+            return placed + grouped, None
         if self._fanout is not None and self._fanout.should_split(resolution):
             handed, report = self._fanout.dispatch(request, resolution, deadline)
             summary = report.to_dict()
