@@ -1,11 +1,16 @@
 """The signed TAT client: run a shell script on an instance through its automation agent.
 
-A typed wrapper over the SDK's ``TatClient`` (service ``tat``, version ``2020-10-28``) on top of
-:class:`~cbsnap.client.SignedApi` (credentials, endpoint override, pacing, retries, exception
-translation, deadline-capped timeouts). Like :mod:`cbsnap.tdmq` it is imported only when a
-request has ``hooks`` (:mod:`cbsnap.hooks`), so no other invocation pays for the TAT SDK.
+A typed wrapper on top of :class:`~cbsnap.client.SignedApi` (credentials, endpoint override,
+pacing, retries, exception translation, deadline-capped timeouts) for TAT, service ``tat``,
+version ``2020-10-28``. Like :mod:`cbsnap.tdmq` it is imported only when a request has ``hooks``
+(:mod:`cbsnap.hooks`).
 
-What is used, as the pinned ``tencentcloud-sdk-python-tat`` 3.1.106 documents it:
+It signs with the official SDK's generic ``CommonClient`` (``tencentcloud-sdk-python-common``,
+TC3-HMAC-SHA256 like every other client) rather than the TAT split package: that package would
+add 0.5 MB (a 240 KB ``models.py`` and its bytecode) to an SCF zip that must stay under 15 MB,
+for three actions whose parameters are spelled out here. The names and limits are those of
+``tencentcloud-sdk-python-tat`` 3.1.106's models (a dev dependency: the emulator's TAT tests use
+it, and the emulator answers ``UnknownParameter`` to any misspelt field):
 
 * ``DescribeAutomationAgentStatus`` — ``InstanceIds`` (at most 100 a call), answers
   ``AutomationAgentSet[].AgentStatus`` ``Online``/``Offline``;
@@ -22,17 +27,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from tencentcloud.tat.v20201028 import models as tat_models
-from tencentcloud.tat.v20201028 import tat_client
+from tencentcloud.common.common_client import CommonClient
 
 from cbsnap.client import SignedApi, make_credential, make_profile
 from cbsnap.errors import CloudError
 from cbsnap.scf import Deadline
 from cbsnap.settings import Settings
 
+TAT_SERVICE, TAT_VERSION = "tat", "2020-10-28"
 AGENT_QUERY_MAX = 100  # DescribeAutomationAgentStatus: "每次请求的上限为 100"
 FINAL_STATES = frozenset(
     {"SUCCESS", "FAILED", "TIMEOUT", "TASK_TIMEOUT", "DELIVER_FAILED", "START_FAILED"}
@@ -56,9 +62,28 @@ class TaskInfo:
         return self.status in FINAL_STATES
 
 
-def make_tat_client(settings: Settings, region: str) -> tat_client.TatClient:
-    """Build the SDK's TatClient for one region (credentials and endpoint rules as for CBS)."""
-    return tat_client.TatClient(make_credential(settings), region, make_profile(settings, "tat"))
+class TatActions:
+    """``CommonClient`` in the shape :class:`~cbsnap.client.SignedApi` calls: one method per action,
+    taking the parameters and returning the ``Response`` object (errors raise the SDK's exception)."""
+
+    def __init__(self, client: CommonClient) -> None:
+        self._client = client
+        self.request = client.request  # the HTTP connection SignedApi caps with the call's deadline
+
+    def __getattr__(self, action: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        def call(params: dict[str, Any]) -> dict[str, Any]:
+            response: dict[str, Any] = self._client.call_json(action, params)["Response"]
+            return response
+
+        return call
+
+
+def make_tat_client(settings: Settings, region: str) -> TatActions:
+    """The TAT client for one region (credentials and endpoint rules as for CBS)."""
+    client = CommonClient(
+        TAT_SERVICE, TAT_VERSION, make_credential(settings), region, make_profile(settings, TAT_SERVICE)
+    )
+    return TatActions(client)
 
 
 class TatApi(SignedApi):
@@ -69,12 +94,10 @@ class TatApi(SignedApi):
         found: dict[str, str] = {}
         ids = list(dict.fromkeys(instance_ids))
         for start in range(0, len(ids), AGENT_QUERY_MAX):
-            req = tat_models.DescribeAutomationAgentStatusRequest()
-            req.InstanceIds = ids[start : start + AGENT_QUERY_MAX]
-            req.Limit = AGENT_QUERY_MAX
-            resp = self._call("DescribeAutomationAgentStatus", req, deadline)
-            for agent in resp.AutomationAgentSet or ():
-                found[str(agent.InstanceId)] = str(agent.AgentStatus or "")
+            params = {"InstanceIds": ids[start : start + AGENT_QUERY_MAX], "Limit": AGENT_QUERY_MAX}
+            resp = self._call("DescribeAutomationAgentStatus", params, deadline)
+            for agent in resp.get("AutomationAgentSet") or ():
+                found[str(agent.get("InstanceId"))] = str(agent.get("AgentStatus") or "")
         return found
 
     def run_command(
@@ -85,37 +108,41 @@ class TatApi(SignedApi):
         An ambiguous failure (network error, InternalError) is raised, not retried: the script
         may be running, and the caller decides what that means.
         """
-        req = tat_models.RunCommandRequest()
-        req.Content = base64.b64encode(script.encode("utf-8")).decode("ascii")
-        req.InstanceIds = [instance_id]
-        req.CommandType = "SHELL"
-        req.Timeout = timeout
-        req.CommandName = name
-        req.Description = "cbsnap snapshot hook"
-        resp = self._call("RunCommand", req, deadline, retry_ambiguous=False)
-        if not resp.InvocationId:
-            raise CloudError("RunCommand", "InternalError.NoInvocationId", "no InvocationId", resp.RequestId)
-        return str(resp.InvocationId)
+        params = {
+            "Content": base64.b64encode(script.encode("utf-8")).decode("ascii"),
+            "InstanceIds": [instance_id],
+            "CommandType": "SHELL",
+            "Timeout": timeout,
+            "CommandName": name,
+            "Description": "cbsnap snapshot hook",
+        }
+        resp = self._call("RunCommand", params, deadline, retry_ambiguous=False)
+        invocation = resp.get("InvocationId")
+        if not invocation:
+            raise CloudError(
+                "RunCommand", "InternalError.NoInvocationId", "no InvocationId", resp.get("RequestId")
+            )
+        return str(invocation)
 
     def invocation_tasks(self, invocation_id: str, deadline: Deadline) -> list[TaskInfo]:
         """The tasks of one RunCommand, with their (decoded) output."""
-        req = tat_models.DescribeInvocationTasksRequest()
-        flt = tat_models.Filter()
-        flt.Name, flt.Values = "invocation-id", [invocation_id]
-        req.Filters = [flt]
-        req.HideOutput = False
-        req.Limit = 100
-        resp = self._call("DescribeInvocationTasks", req, deadline)
+        params = {
+            "Filters": [{"Name": "invocation-id", "Values": [invocation_id]}],
+            "HideOutput": False,
+            "Limit": 100,
+        }
+        resp = self._call("DescribeInvocationTasks", params, deadline)
         tasks = []
-        for task in resp.InvocationTaskSet or ():
-            result = task.TaskResult
+        for task in resp.get("InvocationTaskSet") or ():
+            result = task.get("TaskResult") or {}
+            exit_code = result.get("ExitCode")
             tasks.append(
                 TaskInfo(
-                    instance_id=str(task.InstanceId),
-                    status=str(task.TaskStatus or ""),
-                    exit_code=None if result is None or result.ExitCode is None else int(result.ExitCode),
-                    output=_decoded(result.Output if result is not None else None),
-                    error_info=str(task.ErrorInfo or ""),
+                    instance_id=str(task.get("InstanceId")),
+                    status=str(task.get("TaskStatus") or ""),
+                    exit_code=None if exit_code is None else int(exit_code),
+                    output=_decoded(result.get("Output")),
+                    error_info=str(task.get("ErrorInfo") or ""),
                 )
             )
         return tasks
