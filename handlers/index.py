@@ -36,6 +36,11 @@ def route(event: Any) -> str:
         # A function URL's event is API Gateway's without requestContext (SCF doc 583/96099).
         if isinstance(event.get("httpMethod"), str) and isinstance(event.get("headers"), dict):
             return "webhook"
+        if any(
+            key in event
+            for key in ("cbsnapChunk", "cbsnapRecheck", "storageId", "diskId", "disks", "selector")
+        ):
+            return "invoked"  # a self-invocation (chunk, re-check) or a request document
     return "messages"
 
 

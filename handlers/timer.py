@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cbsnap.events.timer import TimerRunUnfinished, parse_timer_event
+from cbsnap.errors import RunUnfinished
+from cbsnap.events.timer import parse_timer_event
 from cbsnap.metrics import metered
 from cbsnap.runtime import get_runtime
 from cbsnap.sinks import RequestMeta
@@ -36,5 +37,5 @@ def main_handler(event: Any, context: Any) -> dict[str, Any]:
     outcome = runtime.pipeline.handle(request, deadline)
     response = outcome.to_response(request.meta)
     if outcome.needs_redelivery:
-        raise TimerRunUnfinished(response, outcome.not_attempted)
+        raise RunUnfinished(response, outcome.not_attempted, outcome.unscheduled)
     return response

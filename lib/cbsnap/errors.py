@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from cbsnap.codes import SeedCode, seed_code_for
@@ -89,3 +90,26 @@ class RedeliveryRequested(CbsnapError):
     def __init__(self, message: str, response: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.response = response
+
+
+class RunUnfinished(RedeliveryRequested):
+    """A run (timer firing, direct invocation) left work unfinished: raised after every result
+    was logged, so that SCF retries the asynchronous run with the same event."""
+
+    def __init__(
+        self, response: dict[str, Any], not_attempted: Sequence[str], unscheduled: Sequence[str] = ()
+    ) -> None:
+        self.request_key = str(response.get("requestKey"))
+        listed = ", ".join(not_attempted[:20]) + (" …" if len(not_attempted) > 20 else "")
+        parts = [
+            f"run {self.request_key} is unfinished ({response.get('notAttempted')} disk(s) not attempted, "
+            f"{response.get('failed')} failed of {response.get('total')})"
+        ]
+        if unscheduled:
+            parts.append(f"{len(unscheduled)} snapshot(s) whose completion re-check was not handed on")
+        super().__init__(
+            "; ".join(parts)
+            + "; failing the invocation so SCF retries it"
+            + (f": {listed}" if listed else ""),
+            response,
+        )

@@ -50,7 +50,7 @@ def chunk_key(request_key: str) -> str:
 class ChunkInfo(BaseModel):
     """The envelope's ``cbsnapChunk``: where a chunk came from and its share of the rate."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     v: int = Field(default=1, ge=1, le=1)
     parentKey: str = Field(min_length=1, max_length=512)
@@ -64,7 +64,7 @@ class ChunkInfo(BaseModel):
 class Chunk(BaseModel):
     """A whole chunk envelope (see the module docstring)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     cbsnapChunk: ChunkInfo
     request: dict[str, Any]
@@ -88,7 +88,15 @@ def parse_chunk(event: Any) -> Chunk | str:
 class ChunkTransport(Protocol):
     """Hands one chunk (its JSON body) to another invocation; returns the platform's id for it."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Where chunks go, for reports."""
+        ...
+
+    @property
+    def ready(self) -> bool:
+        """False when chunks cannot be handed on here (then requests run whole)."""
+        ...
 
     def send(self, body: str, deadline: Deadline) -> str | None:
         """Send one chunk; raises :class:`CloudError`/:class:`DeadlineReached` when it could not."""
@@ -135,8 +143,9 @@ class FanOut:
         self._rate_limit = rate_limit
 
     def should_split(self, resolution: Resolution) -> bool:
-        """True when the request has more eligible disks than one invocation should take."""
-        return len(resolution.eligible) > self._threshold
+        """True when the request has more eligible disks than one invocation should take
+        (and chunks can be handed on from here)."""
+        return len(resolution.eligible) > self._threshold and self._transport.ready
 
     def chunks(self, request: Request, resolution: Resolution) -> list[Chunk]:
         """The chunk envelopes, one region each, in a deterministic order."""

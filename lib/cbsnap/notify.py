@@ -1,48 +1,43 @@
-"""Completion events: tell a request's sinks when its snapshots are usable (NORMAL, 100 %).
+"""Completion events: tell a request's sinks when its snapshots are usable (NORMAL).
 
-A request with ``"notify": "completed"`` gets, after its run, one **re-check message** on
-cbsnap's own work queue (``CBSNAP_FANOUT_QUEUE``, the queue fan-out chunks use), delayed
-``CBSNAP_NOTIFY_DELAY`` seconds with CMQ's ``DelaySeconds``. No function waits: the
-message handler receives the re-check when the delay has passed, asks DescribeSnapshots,
-and then, per snapshot,
+A request with ``"notify": "completed"`` starts, after its run, a **re-check chain** of
+asynchronous self-invocations (:mod:`cbsnap.invoke`) — one chain per request, not per
+snapshot. Each link is one invocation of the function with the event::
 
-* NORMAL → a ``snapshot.completed`` event (code 0);
-* gone (not found) → a ``snapshot.timeout`` event (code 6000, ``message`` starts ``gone:``);
-* anything else, before ``timeoutAt`` → still pending: the pending snapshots go back on the
-  work queue as the next re-check, ``attempt + 1``, delayed
-  ``min(CBSNAP_NOTIFY_DELAY · 2^attempt, CBSNAP_NOTIFY_MAX_DELAY, time left)``;
-* anything else, at or after ``timeoutAt`` (``CBSNAP_NOTIFY_TIMEOUT`` after the request) →
-  a ``snapshot.timeout`` event (code 6000, the last state and percent in ``message``).
-
-Events are :class:`~cbsnap.models.SnapshotResult` records with ``action`` set, delivered
-like results to the original request's sinks (log, configured queue/topic, its ``replyTo``),
-with its ``requestKey``, ``trigger`` and ``correlation``. The re-check body is
-``{"cbsnapRecheck": {...}}``, a key no request document may carry (request documents refuse
-unknown fields), so it can never be mistaken for a request, and a request can never
-smuggle one in through the timer or the webhook::
-
-    {"cbsnapRecheck": {"v": 1, "attempt": 1, "timeoutAt": "2026-11-28T03:00:15Z",
+    {"cbsnapRecheck": {"v": 2, "link": 1, "giveUpAt": "2026-11-29T02:00:00Z",
                        "requestKey": "key/predeploy-77", "trigger": "webhook",
                        "replyTo": {"queue": "deploy-events"}, "correlation": {"pipeline": "77"},
                        "snapshots": [{"snapshotId": "snap-…", "storageId": "disk-…",
                                       "region": "ap-guangzhou", "snapshotName": "predeploy"}]}}
 
-**At most once.** Re-check messages are delivered at least once, so the same snapshot may
-be seen NORMAL by two invocations. Each event is emitted only after
-``ledger.claim("event/<snapshotId>", ttl)`` succeeded: with ``CBSNAP_REDIS_URL`` that is a
-Redis ``SET NX EX``, and only the first claimant emits. Without Redis nothing is shared
-between invocations and cbsnap cannot promise at-most-once: every event carries the
-deterministic ``eventId`` ``event/<snapshotId>`` (one event per snapshot, whichever its
-outcome), and consumers drop repeats by it. docs/pre-deploy.md explains the limits.
+A link polls DescribeSnapshots (by snapshot ID, batched per region) every
+``CBSNAP_NOTIFY_POLL`` seconds until its own deadline, and emits, per snapshot:
 
-A re-check whose follow-up cannot be sent makes the invocation raise (after its events went
-out), so the platform redelivers it; the claims make that redelivery emit nothing twice.
+* NORMAL → ``snapshot.completed`` (code 0);
+* gone (deleted or never listed again) → ``snapshot.failed`` (code 6000, ``message`` says so);
+* still in progress at ``giveUpAt`` (``CBSNAP_NOTIFY_MAX_WAIT`` after the request, default
+  24 h) → ``snapshot.timeout`` (code 6000, the last state and percent).
+
+While any remain, it invokes the next link with the rest. Events are
+:class:`~cbsnap.models.SnapshotResult` records with ``action`` set, delivered like results to the
+original request's sinks (log, configured queue/topic, its ``replyTo``), under its
+``requestKey``, ``trigger`` and ``correlation``.
+
+**At most once, where it can be promised.** A link may run twice (SCF retries a failed
+asynchronous run; a lost ``Invoke`` reply may queue a second one). With ``CBSNAP_REDIS_URL``
+each event is emitted only after ``ledger.claim("event/<snapshotId>")`` succeeded, so a retried
+link sends no event twice. Without Redis nothing is shared between invocations: every event
+carries the deterministic ``eventId`` ``event/<snapshotId>`` (one event per snapshot, whatever
+its outcome) and consumers drop repeats by it (docs/pre-deploy.md).
+
+A link whose follow-up cannot be handed on reports it (``Outcome.unscheduled``); the handler
+then raises so SCF retries the link, and the claims keep that retry from re-sending events.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -52,31 +47,30 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from cbsnap.cbs import CbsApi, SnapshotInfo
 from cbsnap.codes import SeedCode
 from cbsnap.errors import CbsnapError, CloudError
-from cbsnap.events.queue import RECHECK_FIELD
 from cbsnap.ledger import Ledger
 from cbsnap.models import ReplyTo, SnapshotResult
 from cbsnap.outcome import Outcome
+from cbsnap.pacing import Sleep
 from cbsnap.scf import Clock, Deadline
 from cbsnap.sinks import DeliveryReport, RequestMeta
 
 if TYPE_CHECKING:
     from cbsnap.logs import Log
-    from cbsnap.tdmq import TdmqApi
 
-RECHECK_VERSION = 1
+RECHECK_FIELD = "cbsnapRecheck"
 COMPLETED = "snapshot.completed"
+FAILED = "snapshot.failed"
 TIMEOUT = "snapshot.timeout"
 USABLE_STATE = "NORMAL"
-RECHECK_SINK = "recheck"  # DeliveryReport.sink prefix: "recheck:queue:<work queue>"
-MAX_SNAPSHOTS_PER_MESSAGE = 100  # one DescribeSnapshots page; ~15 KB of message
-MAX_DELAY_SECONDS = 3600  # CMQ's largest DelaySeconds
-NO_WORK_QUEUE = (
-    "completion re-checks need cbsnap's work queue: set CBSNAP_FANOUT_QUEUE "
-    "(a CMQ queue; a topic cannot delay messages); no snapshot.completed events will follow"
-)
+RECHECK_SINK = "recheck"  # DeliveryReport.sink of a link handed on: "recheck:invoke"
+MAX_SNAPSHOTS_PER_LINK = 500  # ~80 KB of event: under Invoke's 128 KB for asynchronous runs
+DESCRIBE_BATCH = 100  # snapshot IDs per DescribeSnapshots call
+# Kept back from a link's deadline to invoke the next link and answer.
+HAND_ON_RESERVE_SECONDS = 2.0
 _REPORT_LIMIT = 300
 
 Deliver = Callable[[Sequence[SnapshotResult], RequestMeta, Deadline], list[DeliveryReport]]
+Send = Callable[[str, Deadline], "str | None"]
 WallClock = Callable[[], datetime]
 
 SnapshotId = Annotated[str, StringConstraints(pattern=r"^snap-[a-z0-9]{8}$", strict=True)]
@@ -88,7 +82,12 @@ def event_id(snapshot_id: str) -> str:
     return f"event/{snapshot_id}"
 
 
-# -- the re-check message ------------------------------------------------------------------
+def is_recheck(event: Any) -> bool:
+    """True when an event is a completion re-check link, not a request document."""
+    return isinstance(event, dict) and RECHECK_FIELD in event
+
+
+# -- the link event --------------------------------------------------------------------------
 
 
 class PendingSnapshot(BaseModel):
@@ -103,21 +102,21 @@ class PendingSnapshot(BaseModel):
 
 
 class Recheck(BaseModel):
-    """The body of a re-check message (under ``cbsnapRecheck``)."""
+    """One link of a re-check chain (under ``cbsnapRecheck``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    v: Literal[1] = 1  # RECHECK_VERSION
-    snapshots: list[PendingSnapshot] = Field(min_length=1, max_length=MAX_SNAPSHOTS_PER_MESSAGE)
-    attempt: int = Field(ge=1, strict=True)
-    timeoutAt: AwareDatetime
+    v: Literal[2] = 2
+    link: int = Field(default=1, ge=1, strict=True)
+    snapshots: list[PendingSnapshot] = Field(min_length=1, max_length=MAX_SNAPSHOTS_PER_LINK)
+    giveUpAt: AwareDatetime
     requestKey: str = Field(min_length=1, max_length=512)
     trigger: str = Field(default="queue", min_length=1, max_length=32)
     replyTo: ReplyTo | None = None
     correlation: dict[str, Any] | None = None
 
     def dumps(self) -> str:
-        """The message body: ``{"cbsnapRecheck": {...}}``, compact JSON."""
+        """The event: ``{"cbsnapRecheck": {...}}``, compact JSON."""
         data = self.model_dump(mode="json", exclude_none=True)
         return json.dumps({RECHECK_FIELD: data}, ensure_ascii=False, separators=(",", ":"), default=str)
 
@@ -128,93 +127,76 @@ class _Envelope(BaseModel):
     cbsnapRecheck: Recheck
 
 
-def parse_recheck(document: Any) -> Recheck | str:
-    """The re-check of a message body, or why it is not a usable one (never raises)."""
+def parse_recheck(event: Any) -> Recheck | str:
+    """The re-check link of an event, or why it is not a usable one (never raises)."""
     try:
-        return _Envelope.model_validate(document).cbsnapRecheck
+        return _Envelope.model_validate(event).cbsnapRecheck
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return f"re-check message: {where}: {first.get('msg', 'invalid')}"[:200]
+        return f"re-check: {where}: {first.get('msg', 'invalid')}"[:200]
 
 
 # -- the notifier ----------------------------------------------------------------------------
 
 
 class Notifier:
-    """Schedules re-checks after a run and answers them (see the module docstring).
+    """Starts re-check chains after a run and runs their links (see the module docstring).
 
     Parameters
     ----------
-    cbs, tdmq:
-        Region → CBS API (DescribeSnapshots) and region → TDMQ API (SendCmqMsg).
+    cbs:
+        Region → CBS API (DescribeSnapshots).
+    send:
+        Hands one link event on as an asynchronous self-invocation; returns its id.
     ledger:
         Where events are claimed (:class:`~cbsnap.ledger.NoLedger`: always granted).
     region:
-        The work queue's region (the function's).
-    queue:
-        The work queue (``CBSNAP_FANOUT_QUEUE``); None: nothing can be scheduled (reported).
-    delay, max_delay, timeout:
-        ``CBSNAP_NOTIFY_DELAY`` / ``_MAX_DELAY`` / ``_TIMEOUT``, seconds.
+        The function's region (for snapshots whose result names none).
+    poll_seconds, max_wait_seconds:
+        ``CBSNAP_NOTIFY_POLL`` / ``CBSNAP_NOTIFY_MAX_WAIT``.
     claim_ttl:
-        How long an event's claim is kept: longer than any re-check can still arrive.
-    grace_seconds, clock:
-        Sends after a run may use the run's deadline plus this grace (as the sinks do).
-    wall_clock:
-        Aware UTC now, for ``timeoutAt`` (tests pass the emulator's state clock).
+        How long an event's claim is kept: longer than any link can still run.
+    sleep, clock, wall_clock:
+        Injected so tests move the emulator's clock with the poll loop.
     """
 
     def __init__(
         self,
         cbs: Callable[[str], CbsApi],
-        tdmq: Callable[[str], TdmqApi],
+        send: Send,
         ledger: Ledger,
         *,
         region: str,
-        queue: str | None,
         logger: Log,
-        delay: int = 15,
-        max_delay: int = 300,
-        timeout: int = 3600,
-        claim_ttl: int = 3600 + 86400,
-        grace_seconds: float = 1.5,
-        clock: Clock,
-        wall_clock: WallClock,
+        poll_seconds: float = 5.0,
+        max_wait_seconds: int = 86_400,
+        claim_ttl: int = 2 * 86_400,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.monotonic,
+        wall_clock: WallClock = lambda: datetime.now(timezone.utc),
     ) -> None:
         self._cbs = cbs
-        self._tdmq = tdmq
+        self._send = send
         self._ledger = ledger
         self._region = region
-        self._queue = queue
         self._logger = logger
-        self._delay = delay
-        self._max_delay = max_delay
-        self._timeout = timeout
+        self._poll = poll_seconds
+        self._max_wait = max_wait_seconds
         self._claim_ttl = claim_ttl
-        self._grace = grace_seconds
+        self._sleep = sleep
         self._clock = clock
         self._wall_clock = wall_clock
 
     # -- after a run -------------------------------------------------------------------------
 
-    def schedule(
-        self, results: Sequence[SnapshotResult], meta: RequestMeta, deadline: Deadline
-    ) -> list[DeliveryReport]:
-        """Send the first re-check(s) for the request's new snapshots; one report per message.
+    def start(self, results: Sequence[SnapshotResult], meta: RequestMeta, deadline: Deadline) -> Outcome:
+        """Start the chain for the request's new snapshots (code-0 creates with an ID).
 
-        Only code-0 create results with a snapshot ID count. Never raises: a missing work
-        queue or a failed send is logged and reported, and the results stand as they are.
+        Returns the delivery reports of the first link(s) and, when one could not be handed
+        on, their snapshot IDs in ``unscheduled`` (the trigger then asks for a redelivery,
+        which adopts the snapshots and starts the chain again). Never raises.
         """
-        try:
-            return self._schedule(results, meta, deadline)
-        except Exception as exc:  # a bug here must not cost the request its answer
-            self._logger.exception("notify.unscheduled", extra={"request_key": meta.request_key})
-            problem = f"completion re-checks not scheduled: {type(exc).__name__}: {exc}"[:_REPORT_LIMIT]
-            return [DeliveryReport(sink=RECHECK_SINK, ok=False, message=problem)]
-
-    def _schedule(
-        self, results: Sequence[SnapshotResult], meta: RequestMeta, deadline: Deadline
-    ) -> list[DeliveryReport]:
         pending = [
             PendingSnapshot(
                 snapshotId=r.snapshotId,
@@ -225,119 +207,154 @@ class Notifier:
             for r in results
             if r.ok and r.snapshotId and r.action is None
         ]
+        outcome = Outcome()
         if not pending:
-            return []
-        if not self._queue:
-            self._logger.warning(
-                "notify.unscheduled",
-                extra={"request_key": meta.request_key, "snapshots": len(pending), "reason": NO_WORK_QUEUE},
-            )
-            return [DeliveryReport(sink=RECHECK_SINK, ok=False, message=NO_WORK_QUEUE)]
-        pending.sort(key=lambda p: p.region)  # grouped per region: one DescribeSnapshots batch each
-        timeout_at = self._now() + timedelta(seconds=self._timeout)
-        send_by = Deadline.after(deadline.remaining() + self._grace, self._clock)
-        reports = []
-        for start in range(0, len(pending), MAX_SNAPSHOTS_PER_MESSAGE):
-            recheck = Recheck(
-                snapshots=pending[start : start + MAX_SNAPSHOTS_PER_MESSAGE],
-                attempt=1,
-                timeoutAt=timeout_at,
+            return outcome
+        give_up = self._now() + timedelta(seconds=self._max_wait)
+        for start in range(0, len(pending), MAX_SNAPSHOTS_PER_LINK):
+            link = Recheck(
+                snapshots=pending[start : start + MAX_SNAPSHOTS_PER_LINK],
+                giveUpAt=give_up,
                 requestKey=meta.request_key,
                 trigger=meta.trigger,
                 replyTo=meta.reply_to,
                 correlation=meta.correlation,
             )
-            reports.append(self._send(recheck, self._delay, send_by, meta.request_key))
-        return reports
+            self._hand_on(link, deadline, outcome)
+        return outcome
 
-    # -- a re-check message ---------------------------------------------------------------
+    # -- a link ------------------------------------------------------------------------------
 
-    def recheck(
-        self, recheck: Recheck, carrier: RequestMeta, deadline: Deadline, deliver: Deliver
-    ) -> Outcome:
-        """Poll the snapshots of ``recheck``, emit the events that are due, re-schedule the rest.
+    def run_link(self, link: Recheck, carrier: RequestMeta, deadline: Deadline, deliver: Deliver) -> Outcome:
+        """Poll the link's snapshots until its deadline, emit what is due, hand the rest on.
 
-        ``carrier`` is the identity of the queue message that brought the re-check;
-        events go out under the original request's identity. The outcome's
-        ``unscheduled`` lists the snapshots whose next re-check could not be sent: the
-        caller must then fail the invocation so that the platform redelivers.
+        ``carrier`` is the identity of the invocation that brought the link; events go out
+        under the original request's identity.
         """
-        now = self._now()
-        timed_out = now >= recheck.timeoutAt
-        found, unreadable = self._look(recheck.snapshots, deadline)
-        events: list[SnapshotResult] = []
-        pending: list[PendingSnapshot] = []
-        for snap in recheck.snapshots:
-            info = found.get(snap.snapshotId)
-            if snap.snapshotId in unreadable:
-                if timed_out:
-                    why = f"its state could not be read: {unreadable[snap.snapshotId]}"
-                    events.append(
-                        self._event(recheck, snap, None, TIMEOUT, self._timeout_message(recheck, why))
-                    )
-                else:
-                    pending.append(snap)
-            elif info is None:
-                message = (
-                    f"gone: snapshot {snap.snapshotId} no longer exists in {snap.region} "
-                    "(deleted before it was reported usable)"
-                )
-                events.append(self._event(recheck, snap, None, TIMEOUT, message))
-            elif info.state == USABLE_STATE:
-                events.append(self._event(recheck, snap, info, COMPLETED, f"usable: NORMAL, {info.percent}%"))
-            elif timed_out:
-                why = f"it was still {info.state or 'in an unknown state'} at {info.percent}%"
-                events.append(self._event(recheck, snap, info, TIMEOUT, self._timeout_message(recheck, why)))
-            else:
-                pending.append(snap)
-
-        emitted: list[SnapshotResult] = []
-        duplicates: list[str] = []  # claimed already: another delivery of this re-check emitted them
-        for event in events:
-            key = event_id(event.snapshotId or "")
-            if self._ledger.claim(key, self._claim_ttl):
-                emitted.append(event)
-            else:
-                duplicates.append(key)
-        outcome = Outcome(results=emitted)
         meta = RequestMeta(
-            trigger=recheck.trigger,
-            request_key=recheck.requestKey,
-            source_id=carrier.message_id,
+            trigger=link.trigger,
+            request_key=link.requestKey,
+            source_id=carrier.source_id,
             invocation_id=carrier.invocation_id,
-            reply_to=recheck.replyTo,
-            correlation=recheck.correlation,
+            reply_to=link.replyTo,
+            correlation=link.correlation,
         )
-        if emitted:
-            outcome.delivery.extend(deliver(emitted, meta, deadline))
+        outcome = Outcome()
+        pending = list(link.snapshots)
+        last: dict[str, SnapshotInfo] = {}
+        polls = 0
+        while True:
+            polls += 1
+            found, unreadable = self._look(pending, deadline)
+            last.update(found)
+            events, pending = self._due(link, pending, found, unreadable)
+            self._emit(events, meta, deadline, deliver, outcome)
+            if not pending:
+                break
+            if self._now() >= link.giveUpAt:
+                timeouts = [self._timeout(link, p, last.get(p.snapshotId)) for p in pending]
+                self._emit(timeouts, meta, deadline, deliver, outcome)
+                pending = []
+                break
+            if deadline.remaining() < self._poll + HAND_ON_RESERVE_SECONDS:
+                break
+            self._sleep(self._poll)
         if pending:
-            left = (recheck.timeoutAt - now).total_seconds()
-            follow_up = recheck.model_copy(update={"snapshots": pending, "attempt": recheck.attempt + 1})
-            report = self._send(
-                follow_up, self.next_delay(recheck.attempt, left), deadline, recheck.requestKey
-            )
-            outcome.delivery.append(report)
-            if not report.ok:
-                outcome.unscheduled = [p.snapshotId for p in pending]
+            follow = link.model_copy(update={"snapshots": pending, "link": link.link + 1})
+            self._hand_on(follow, deadline, outcome)
         self._logger.info(
-            "notify.rechecked",
+            "notify.link",
             extra={
-                "request_key": recheck.requestKey,
-                "attempt": recheck.attempt,
-                "events": [f"{e.snapshotId}:{e.action}" for e in emitted],
-                "duplicates_skipped": duplicates,
+                "request_key": link.requestKey,
+                "link": link.link,
+                "polls": polls,
+                "emitted": [r.snapshotId for r in outcome.results],
                 "pending": [p.snapshotId for p in pending],
-                **({"unreadable": sorted(unreadable)} if unreadable else {}),
             },
         )
         return outcome
 
-    def next_delay(self, attempt: int, seconds_left: float) -> int:
-        """DelaySeconds of the re-check after ``attempt``: exponential, capped, never past the timeout."""
-        backoff: int = min(self._delay * 2 ** min(attempt, 30), self._max_delay, MAX_DELAY_SECONDS)
-        return max(1, min(backoff, math.ceil(max(seconds_left, 0.0))))
+    # -- helpers -----------------------------------------------------------------------------
 
-    # -- helpers ---------------------------------------------------------------------------
+    def _due(
+        self,
+        link: Recheck,
+        pending: list[PendingSnapshot],
+        found: dict[str, SnapshotInfo],
+        unreadable: dict[str, str],
+    ) -> tuple[list[SnapshotResult], list[PendingSnapshot]]:
+        """(events now due, snapshots still pending) after one look."""
+        events: list[SnapshotResult] = []
+        rest: list[PendingSnapshot] = []
+        for snap in pending:
+            info = found.get(snap.snapshotId)
+            if snap.snapshotId in unreadable:
+                rest.append(snap)  # could not look: try again (the give-up time still bounds it)
+            elif info is None:
+                message = (
+                    f"gone: snapshot {snap.snapshotId} no longer exists in {snap.region} "
+                    "(deleted, or it failed, before it was usable)"
+                )
+                events.append(_event(link, snap, None, FAILED, message))
+            elif info.state == USABLE_STATE:
+                events.append(_event(link, snap, info, COMPLETED, f"usable: NORMAL, {info.percent}%"))
+            else:
+                rest.append(snap)
+        return events, rest
+
+    def _timeout(self, link: Recheck, snap: PendingSnapshot, info: SnapshotInfo | None) -> SnapshotResult:
+        at = link.giveUpAt.astimezone(timezone.utc).isoformat(timespec="seconds")
+        seen = (
+            f"it was still {info.state or 'in an unknown state'} at {info.percent}%"
+            if info is not None
+            else "its state could not be read"
+        )
+        return _event(link, snap, info, TIMEOUT, f"gave up at {at} after {link.link} link(s): {seen}")
+
+    def _emit(
+        self,
+        events: list[SnapshotResult],
+        meta: RequestMeta,
+        deadline: Deadline,
+        deliver: Deliver,
+        outcome: Outcome,
+    ) -> None:
+        """Claim and deliver events; claimed already = another run of this link sent them."""
+        emitted = [e for e in events if self._ledger.claim(event_id(e.snapshotId or ""), self._claim_ttl)]
+        if emitted:
+            outcome.results.extend(emitted)
+            outcome.delivery.extend(deliver(emitted, meta, deadline))
+
+    def _hand_on(self, link: Recheck, deadline: Deadline, outcome: Outcome) -> None:
+        ids = [s.snapshotId for s in link.snapshots]
+        sink = f"{RECHECK_SINK}:invoke"
+        try:
+            request_id = self._send(link.dumps(), deadline)
+        except CbsnapError as exc:  # CloudError, DeadlineReached, ConfigurationError
+            problem = str(exc)[:_REPORT_LIMIT]
+            self._logger.warning(
+                "notify.unscheduled",
+                extra={"request_key": link.requestKey, "link": link.link, "snapshots": ids, "error": problem},
+            )
+            outcome.delivery.append(
+                DeliveryReport(
+                    sink=sink, ok=False, message=f"re-check link {link.link} not handed on: {problem}"
+                )
+            )
+            outcome.unscheduled.extend(ids)
+            return
+        self._logger.info(
+            "notify.scheduled",
+            extra={"request_key": link.requestKey, "link": link.link, "snapshots": ids, "id": request_id},
+        )
+        outcome.delivery.append(
+            DeliveryReport(
+                sink=sink,
+                ok=True,
+                message=f"re-check link {link.link} of {len(ids)} snapshot(s)",
+                message_id=request_id,
+            )
+        )
 
     def _now(self) -> datetime:
         now = self._wall_clock()
@@ -353,93 +370,48 @@ class Notifier:
         for snap in snapshots:
             by_region.setdefault(snap.region, []).append(snap.snapshotId)
         for region, ids in by_region.items():
-            try:
-                found.update(self._describe(self._cbs(region), ids, deadline))
-            except CbsnapError as exc:  # CloudError, DeadlineReached, ConfigurationError
-                why = str(exc)[:_REPORT_LIMIT]
-                self._logger.warning("notify.describe_failed", extra={"region": region, "error": why})
-                unreadable.update((sid, why) for sid in ids)
+            for start in range(0, len(ids), DESCRIBE_BATCH):
+                batch = ids[start : start + DESCRIBE_BATCH]
+                try:
+                    found.update(_describe(self._cbs(region), batch, deadline))
+                except CbsnapError as exc:  # CloudError, DeadlineReached, ConfigurationError
+                    why = str(exc)[:_REPORT_LIMIT]
+                    self._logger.warning("notify.describe_failed", extra={"region": region, "error": why})
+                    unreadable.update((sid, why) for sid in batch)
         return found, unreadable
 
-    @staticmethod
-    def _describe(api: CbsApi, ids: Sequence[str], deadline: Deadline) -> dict[str, SnapshotInfo]:
-        """DescribeSnapshots by IDs. An API that refuses a batch naming an unknown ID
-        (``InvalidSnapshotId.NotFound``) is asked again one ID at a time to tell which."""
+
+def _describe(api: CbsApi, ids: Sequence[str], deadline: Deadline) -> dict[str, SnapshotInfo]:
+    """DescribeSnapshots by IDs. An API that refuses a batch naming an unknown ID
+    (``InvalidSnapshotId.NotFound``) is asked again one ID at a time to tell which."""
+    try:
+        _total, page = api.describe_snapshots(deadline, snapshot_ids=ids, limit=DESCRIBE_BATCH)
+    except CloudError as err:
+        if not err.code.startswith("InvalidSnapshotId.NotFound"):
+            raise
+        if len(ids) == 1:
+            return {}
         found: dict[str, SnapshotInfo] = {}
-        try:
-            _total, page = api.describe_snapshots(deadline, snapshot_ids=ids, limit=MAX_SNAPSHOTS_PER_MESSAGE)
-        except CloudError as err:
-            if not err.code.startswith("InvalidSnapshotId.NotFound"):
-                raise
-            if len(ids) == 1:
-                return found
-            for sid in ids:
-                found.update(Notifier._describe(api, [sid], deadline))
-            return found
-        wanted = set(ids)
-        found.update((s.snapshot_id, s) for s in page if s.snapshot_id in wanted)
+        for sid in ids:
+            found.update(_describe(api, [sid], deadline))
         return found
+    wanted = set(ids)
+    return {s.snapshot_id: s for s in page if s.snapshot_id in wanted}
 
-    def _timeout_message(self, recheck: Recheck, why: str) -> str:
-        at = recheck.timeoutAt.astimezone(timezone.utc).isoformat(timespec="seconds")
-        return f"timed out at {at} after {recheck.attempt} re-check(s): {why}"
 
-    @staticmethod
-    def _event(
-        recheck: Recheck, snap: PendingSnapshot, info: SnapshotInfo | None, action: str, message: str
-    ) -> SnapshotResult:
-        code = SeedCode.SUCCESS if action == COMPLETED else SeedCode.INTERNAL_ERROR
-        return SnapshotResult(
-            storageId=info.disk_id if info is not None and info.disk_id else snap.storageId,
-            snapshotName=snap.snapshotName,
-            code=int(code),
-            codeDesc=code.desc,
-            message=message,
-            snapshotId=snap.snapshotId,
-            region=snap.region,
-            action=action,
-            correlation=recheck.correlation,
-            eventId=event_id(snap.snapshotId),
-        )
-
-    def _send(self, recheck: Recheck, delay: int, deadline: Deadline, request_key: str) -> DeliveryReport:
-        """SendCmqMsg of one re-check to the work queue; a report, never an exception."""
-        sink = f"{RECHECK_SINK}:queue:{self._queue}"
-        ids = [s.snapshotId for s in recheck.snapshots]
-        try:
-            if not self._queue:
-                raise CbsnapError(NO_WORK_QUEUE)
-            api = self._tdmq(self._region)
-            sent = api.send_queue_message(self._queue, recheck.dumps(), deadline, delay_seconds=delay)
-        except Exception as exc:  # CloudError, DeadlineReached, ConfigurationError, or a bug
-            problem = str(exc) if isinstance(exc, CbsnapError) else f"{type(exc).__name__}: {exc}"
-            problem = problem[:_REPORT_LIMIT]
-            record = {
-                "request_key": request_key,
-                "attempt": recheck.attempt,
-                "snapshots": ids,
-                "error": problem,
-            }
-            if isinstance(exc, CbsnapError):
-                self._logger.warning("notify.unscheduled", extra=record)
-            else:
-                self._logger.exception("notify.unscheduled", extra=record)
-            return DeliveryReport(
-                sink=sink, ok=False, message=f"re-check {recheck.attempt} not sent: {problem}"
-            )
-        self._logger.info(
-            "notify.scheduled",
-            extra={
-                "request_key": request_key,
-                "attempt": recheck.attempt,
-                "delay_seconds": delay,
-                "snapshots": ids,
-                "message_id": sent.message_id,
-            },
-        )
-        return DeliveryReport(
-            sink=sink,
-            ok=True,
-            message=f"re-check {recheck.attempt} of {len(ids)} snapshot(s) in {delay} s",
-            message_id=sent.message_id,
-        )
+def _event(
+    link: Recheck, snap: PendingSnapshot, info: SnapshotInfo | None, action: str, message: str
+) -> SnapshotResult:
+    code = SeedCode.SUCCESS if action == COMPLETED else SeedCode.INTERNAL_ERROR
+    return SnapshotResult(
+        storageId=info.disk_id if info is not None and info.disk_id else snap.storageId,
+        snapshotName=snap.snapshotName,
+        code=int(code),
+        codeDesc=code.desc,
+        message=message,
+        snapshotId=snap.snapshotId,
+        region=snap.region,
+        action=action,
+        correlation=link.correlation,
+        eventId=event_id(snap.snapshotId),
+    )

@@ -24,6 +24,15 @@ class RateLimiter(Protocol):
         """Block until the call may start; False if that would be after ``deadline``."""
         ...
 
+    def limit_to(self, rate: float | None) -> None:
+        """Pace this invocation at most at ``rate`` calls/s per action (None: the configured rate).
+
+        A fan-out chunk runs beside its siblings in other instances and paces to its share of
+        the account's limit; a limiter shared between instances (Redis) already does that and
+        ignores it.
+        """
+        ...
+
 
 class NoRateLimit:
     """Pacing turned off (``CBSNAP_RATE_LIMIT=0``)."""
@@ -31,6 +40,9 @@ class NoRateLimit:
     def acquire(self, action: str, deadline: Deadline) -> bool:
         """Always grant at once while time remains."""
         return not deadline.expired
+
+    def limit_to(self, rate: float | None) -> None:
+        """Pacing is off: nothing to narrow."""
 
 
 class LocalRateLimiter:
@@ -44,11 +56,17 @@ class LocalRateLimiter:
     def __init__(self, rate: float, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive; use NoRateLimit to turn pacing off")
-        self._interval = 1.0 / rate
+        self._configured = 1.0 / rate
+        self._interval = self._configured
         self._clock = clock
         self._sleep = sleep
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def limit_to(self, rate: float | None) -> None:
+        """Space calls by ``1/rate`` (never faster than configured); None restores the configured rate."""
+        with self._lock:
+            self._interval = self._configured if rate is None else max(self._configured, 1.0 / rate)
 
     def acquire(self, action: str, deadline: Deadline) -> bool:
         """Reserve the next slot for ``action`` and sleep until it comes."""

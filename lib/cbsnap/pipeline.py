@@ -71,6 +71,8 @@ class Pipeline:
         The runtime's log, for the pipeline's own records (failed sinks, fan-out).
     default_retain_days:
         Trigger name → the configured expiry of snapshots whose request sets none (0: keep).
+    pace:
+        Narrows this invocation's API pace to a fan-out chunk's share of the rate limit.
     delivery_grace:
         Seconds past the work deadline the sinks may still use: the work stops at the
         deadline, and the rest of the safety margin is kept for logging and answering.
@@ -92,6 +94,7 @@ class Pipeline:
         tat: Callable[[str], TatCalls] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         default_retain_days: Callable[[str], int] = lambda trigger: 0,
+        pace: Callable[[float | None], None] = lambda rate: None,
         delivery_grace: float = 0.0,
         clock: Clock = time.monotonic,
         wall_clock: WallClock = lambda: datetime.now(timezone.utc),
@@ -108,6 +111,7 @@ class Pipeline:
         self._make_notifier = notifier
         self._notifier: Notifier | None = None
         self._default_retain_days = default_retain_days
+        self._pace = pace
         self._grace = delivery_grace
         self._clock = clock
         self._wall_clock = wall_clock
@@ -178,7 +182,9 @@ class Pipeline:
         if options is not None and options.notify == "completed" and not options.dryRun:
             notifier = self.notifier
             if notifier is not None:
-                outcome.delivery.extend(notifier.schedule(outcome.results, meta, deadline))
+                chain = notifier.start(outcome.results, meta, deadline)
+                outcome.delivery.extend(chain.delivery)
+                outcome.unscheduled.extend(chain.unscheduled)
         return outcome
 
     def run(self, document: Any, meta: RequestMeta, deadline: Deadline) -> Outcome:
@@ -197,6 +203,7 @@ class Pipeline:
         if isinstance(chunk, str):
             return self.reject(chunk, carrier, deadline)
         info = chunk.cbsnapChunk
+        self._pace(info.rate)  # the chunk's siblings run at once, in other instances
         meta = RequestMeta(
             trigger=info.trigger,
             request_key=carrier.request_key,
@@ -225,7 +232,7 @@ class Pipeline:
         return reports
 
     def recheck(self, document: Any, meta: RequestMeta, deadline: Deadline) -> Outcome:
-        """Answer a completion re-check (``{"cbsnapRecheck": …}``, :mod:`cbsnap.notify`)."""
+        """Run one link of a completion re-check chain (``{"cbsnapRecheck": …}``, :mod:`cbsnap.notify`)."""
         from cbsnap.notify import parse_recheck
 
         recheck = parse_recheck(document)
@@ -234,7 +241,7 @@ class Pipeline:
         notifier = self.notifier
         if notifier is None:
             return self.reject("re-check: completion events are not wired in this runtime", meta, deadline)
-        outcome = notifier.recheck(recheck, meta, deadline, self.deliver)
+        outcome = notifier.run_link(recheck, meta, deadline, self.deliver)
         metrics.observe(outcome.results, meta.request_key)
         return outcome
 

@@ -233,6 +233,10 @@ class RedisRateLimiter:
         self._fallback = LocalRateLimiter(rate, clock=clock, sleep=sleep)
         self._pace: Any = client.register_script(_PACE)
 
+    def limit_to(self, rate: float | None) -> None:
+        """Only the fallback narrows: the shared pace already counts every instance's calls."""
+        self._fallback.limit_to(rate)
+
     def acquire(self, action: str, deadline: Deadline) -> bool:
         """Reserve the next shared slot for ``action`` and sleep until it comes."""
         if not self.health.usable:

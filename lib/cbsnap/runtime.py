@@ -24,7 +24,8 @@ from cbsnap.lookup import KeyedLookup
 from cbsnap.pacing import RateLimiter, Sleep, rate_limiter_for
 from cbsnap.pipeline import Pipeline
 from cbsnap.queue_sink import QueueSink
-from cbsnap.scf import Clock, Deadline, InvocationContext
+from cbsnap.scf import Clock, Deadline, FunctionRef, InvocationContext, current_function
+from cbsnap.selfinvoke import AsyncInvoker, InvokeChunkTransport, SelfInvoker
 from cbsnap.settings import Settings, get_settings
 from cbsnap.sinks import LogSink, Redactor
 from cbsnap.workers import Workers
@@ -65,6 +66,7 @@ class Runtime:
         logger: Log,
         cbs: Callable[[str], CbsApi],
         ledger: Ledger,
+        limiter: RateLimiter,
         clock: Clock = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -72,6 +74,7 @@ class Runtime:
         self.logger = logger
         self.cbs = cbs
         self._ledger = ledger
+        self._limiter = limiter
         self._clock = clock
 
     @classmethod
@@ -105,6 +108,11 @@ class Runtime:
         )
         tdmq = tdmq_apis(settings, limiter, policy=policy, sleep=sleep)
         tat = tat_apis(settings, limiter, policy=policy, sleep=sleep)
+        invoker = SelfInvoker(
+            scf_apis(settings, limiter, policy=policy, sleep=sleep),
+            region=settings.region,
+            target=FunctionRef.parse(settings.fanout_function) if settings.fanout_function else None,
+        )
         queue_sink = QueueSink(
             tdmq,
             region=settings.region,
@@ -121,16 +129,14 @@ class Runtime:
 
             return Notifier(
                 cbs,
-                tdmq,
+                invoker.send,
                 ledger,
                 region=settings.region,
-                queue=settings.fanout_queue,
                 logger=logger,
-                delay=settings.notify_delay,
-                max_delay=settings.notify_max_delay,
-                timeout=settings.notify_timeout,
-                claim_ttl=int(settings.notify_timeout + horizon),
-                grace_seconds=settings.safety_margin_ms / 2000.0,
+                poll_seconds=settings.notify_poll,
+                max_wait_seconds=settings.notify_max_wait,
+                claim_ttl=int(settings.notify_max_wait + horizon),
+                sleep=sleep,
                 clock=clock,
                 wall_clock=now,
             )
@@ -144,16 +150,19 @@ class Runtime:
             creator=IdempotentCreator(policy, sleep=sleep),
             ledger=ledger,
             parallel=Workers(settings.concurrency),
-            fanout=_fanout(settings, tdmq),
+            fanout=_fanout(settings, invoker),
             notifier=make_notifier,
             tat=tat,
             sleep=sleep,
             default_retain_days=settings.default_retain_days,
+            pace=limiter.limit_to,
             delivery_grace=settings.safety_margin_ms / 2000.0,
             clock=clock,
             wall_clock=now,
         )
-        return cls(settings, pipeline=pipeline, logger=logger, cbs=cbs, ledger=ledger, clock=clock)
+        return cls(
+            settings, pipeline=pipeline, logger=logger, cbs=cbs, ledger=ledger, limiter=limiter, clock=clock
+        )
 
     def begin_invocation(self, context: Any) -> Deadline:
         """Start serving one SCF invocation: its deadline, and its request id on every log record."""
@@ -161,6 +170,8 @@ class Runtime:
         deadline = Deadline.for_invocation(ctx, self.settings.safety_margin_ms, self._clock)
         self.logger.begin_invocation(ctx.request_id)
         self._ledger.begin_invocation(deadline)
+        self._limiter.limit_to(None)  # a chunk's narrower share ends with its invocation
+        current_function.set(FunctionRef.running(ctx) if ctx.function_name != "local" else None)
         return deadline
 
 
@@ -206,7 +217,7 @@ def tat_apis(
 ) -> PerRegion[TatApi]:
     """The TAT client of each region, built on the first request with ``hooks``.
 
-    :mod:`cbsnap.tat` (and with it the TAT SDK) is imported only then.
+    :mod:`cbsnap.tat` is imported only then.
     """
 
     def build(region: str) -> TatApi:
@@ -218,18 +229,26 @@ def tat_apis(
     return PerRegion(build)
 
 
-def _fanout(settings: Settings, tdmq: Callable[[str], TdmqApi]) -> FanOut | None:
-    """Fan-out of large requests, when a work queue or topic is configured."""
-    if not (settings.fanout_queue or settings.fanout_topic):
-        return None
-    from cbsnap.fanout import FanOut
-    from cbsnap.tdmq import CmqChunkTransport
+def scf_apis(
+    settings: Settings, limiter: RateLimiter, *, policy: RetryPolicy | None = None, sleep: Sleep = time.sleep
+) -> PerRegion[AsyncInvoker]:
+    """The SCF client of each region, built (and its SDK imported) on the first self-invocation."""
 
-    transport = CmqChunkTransport(
-        tdmq, region=settings.region, queue=settings.fanout_queue, topic=settings.fanout_topic
-    )
+    def build(region: str) -> AsyncInvoker:
+        from cbsnap import scf_api  # lazy: keeps the SCF SDK out of the cold start
+
+        client = scf_api.make_scf_client(settings, region)
+        return scf_api.ScfApi(client, region=region, rate_limiter=limiter, policy=policy, sleep=sleep)
+
+    return PerRegion(build)
+
+
+def _fanout(settings: Settings, invoker: SelfInvoker) -> FanOut:
+    """Fan-out of large requests, by asynchronous self-invocation."""
+    from cbsnap.fanout import FanOut
+
     return FanOut(
-        transport,
+        InvokeChunkTransport(invoker),
         threshold=settings.fanout_threshold,
         chunk_size=settings.fanout_chunk,
         rate_limit=settings.rate_limit,

@@ -8,8 +8,10 @@ attributes (a Lambda-style context, a test double) are accepted too.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,7 @@ class InvocationContext:
     time_limit_ms: int
     memory_limit_mb: int
     namespace: str
+    function_version: str = "$LATEST"
 
     @classmethod
     def from_scf(cls, context: Any) -> InvocationContext:
@@ -54,7 +57,47 @@ class InvocationContext:
             time_limit_ms=limit,
             memory_limit_mb=memory,
             namespace=str(_get(context, "namespace", "") or "default"),
+            function_version=str(_get(context, "function_version", "") or "$LATEST"),
         )
+
+
+_FUNCTION_RE = re.compile(
+    r"^(?:(?P<namespace>[A-Za-z0-9_-]{1,30})/)?(?P<name>[A-Za-z][A-Za-z0-9_-]{0,59})(?::(?P<qualifier>[$A-Za-z0-9_.-]{1,64}))?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionRef:
+    """An SCF function to invoke: ``[namespace/]name[:qualifier]``."""
+
+    name: str
+    namespace: str = "default"
+    qualifier: str = "$LATEST"
+
+    @classmethod
+    def parse(cls, text: str) -> FunctionRef:
+        """Read ``[namespace/]name[:qualifier]`` (``CBSNAP_FANOUT_FUNCTION``); ValueError when malformed."""
+        match = _FUNCTION_RE.fullmatch(text.strip())
+        if match is None:
+            raise ValueError(f"expected [namespace/]name[:qualifier], got {text!r}")
+        return cls(
+            name=match["name"],
+            namespace=match["namespace"] or "default",
+            qualifier=match["qualifier"] or "$LATEST",
+        )
+
+    @classmethod
+    def running(cls, context: InvocationContext) -> FunctionRef:
+        """The function (and version) this invocation runs in, from the SCF context."""
+        return cls(context.function_name, context.namespace, context.function_version)
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}:{self.qualifier}"
+
+
+# The function serving the current invocation (set by the runtime when one begins):
+# cbsnap's asynchronous self-invocations go to it unless CBSNAP_FANOUT_FUNCTION says otherwise.
+current_function: ContextVar[FunctionRef | None] = ContextVar("cbsnap_current_function", default=None)
 
 
 class Deadline:

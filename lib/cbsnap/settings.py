@@ -78,18 +78,20 @@ class Settings(BaseModel):
     retain_days_timer: int = Field(default=0, ge=0, le=3650)
     retain_days_queue: int = Field(default=0, ge=0, le=3650)
     retain_days_webhook: int = Field(default=3, ge=0, le=3650)
-    # fan-out of large requests through cbsnap's own work queue (or topic)
-    fanout_queue: str | None = None
-    fanout_topic: str | None = None
+    # fan-out of large requests by asynchronous self-invocation (cbsnap.fanout, cbsnap.selfinvoke);
+    # None: the function serving the invocation (from the SCF context)
+    fanout_function: str | None = Field(
+        default=None,
+        pattern=r"^(?:[A-Za-z0-9_-]{1,30}/)?[A-Za-z][A-Za-z0-9_-]{0,59}(?::[$A-Za-z0-9_.-]{1,64})?$",
+    )
     fanout_threshold: int = Field(default=200, ge=1)
     fanout_chunk: int = Field(default=100, ge=1, le=1000)
     # result sinks besides the log (CMQ queue / topic names)
     result_queue: str | None = None
     result_topic: str | None = None
-    # completion events (cbsnap.notify): re-checks on the work queue (fanout_queue)
-    notify_delay: int = Field(default=15, ge=1, le=3600)  # first re-check, seconds after the create
-    notify_max_delay: int = Field(default=300, ge=1, le=3600)  # backoff cap between re-checks
-    notify_timeout: int = Field(default=3600, ge=60, le=7 * 86400)  # then snapshot.timeout
+    # completion events (cbsnap.notify): a chain of re-check links, each an asynchronous self-invocation
+    notify_poll: float = Field(default=5.0, gt=0, le=300)  # seconds between looks within a link
+    notify_max_wait: int = Field(default=86_400, ge=1, le=7 * 86_400)  # then snapshot.timeout
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -120,8 +122,7 @@ class Settings(BaseModel):
             "webhook_secret": SecretStr(webhook_secret) if webhook_secret else None,
             "webhook_auth": first("CBSNAP_WEBHOOK_AUTH") or "hmac",
             "redis_url": SecretStr(redis_url) if redis_url else None,
-            "fanout_queue": first("CBSNAP_FANOUT_QUEUE"),
-            "fanout_topic": first("CBSNAP_FANOUT_TOPIC"),
+            "fanout_function": first("CBSNAP_FANOUT_FUNCTION"),
             "result_queue": first("CBSNAP_RESULT_QUEUE"),
             "result_topic": first("CBSNAP_RESULT_TOPIC"),
         }
@@ -137,9 +138,8 @@ class Settings(BaseModel):
             "retain_days_queue": "CBSNAP_RETAIN_DAYS_QUEUE",
             "retain_days_webhook": "CBSNAP_RETAIN_DAYS_WEBHOOK",
             "fanout_chunk": "CBSNAP_FANOUT_CHUNK",
-            "notify_delay": "CBSNAP_NOTIFY_DELAY",
-            "notify_max_delay": "CBSNAP_NOTIFY_MAX_DELAY",
-            "notify_timeout": "CBSNAP_NOTIFY_TIMEOUT",
+            "notify_poll": "CBSNAP_NOTIFY_POLL",
+            "notify_max_wait": "CBSNAP_NOTIFY_MAX_WAIT",
         }
         for field_name, env_name in numeric.items():
             raw = first(env_name)

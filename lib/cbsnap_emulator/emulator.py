@@ -21,7 +21,7 @@ from .gateway import Gateway, Runtime, Settings
 from .params import validate_tag
 from .ratelimit import check_scope
 from .resources import DISK_FIELDS, DISK_STATES, DISK_TYPES, DISK_USAGES, SNAPSHOT_STATES
-from .scf_runner import ScfRunner
+from .scf_runner import LocalHandler, ScfRunner
 from .seed import apply_seed, seed_credentials, seed_settings
 from .server import EmulatorHTTPServer
 from .tat_state import Outcome
@@ -520,13 +520,15 @@ class Emulator:
         """SCF invocations (``pending``, ``running``, ``done``, ``failed`` or all), oldest first."""
         return scf_facade.invocations(self._gateway, state)
 
-    def run_invocation(self, request_id: str) -> dict[str, Any]:
-        """Run one pending invocation in a fresh Python process; returns its record."""
-        return scf_facade.run_invocation(self._gateway, request_id)
+    def run_invocation(self, request_id: str, *, here: LocalHandler | None = None) -> dict[str, Any]:
+        """Run one pending invocation in a fresh Python process (or with ``here`` in this one);
+        returns its record."""
+        return scf_facade.run_invocation(self._gateway, request_id, here)
 
-    def run_pending(self, max_rounds: int = 10) -> list[dict[str, Any]]:
-        """Run pending invocations until none is pending (at most ``max_rounds`` rounds)."""
-        return scf_facade.run_pending(self._gateway, max_rounds)
+    def run_pending(self, max_rounds: int = 10, *, here: LocalHandler | None = None) -> list[dict[str, Any]]:
+        """Run pending invocations until none is pending (at most ``max_rounds`` rounds), each in a
+        fresh Python process, or with ``here(event, context)`` in this process."""
+        return scf_facade.run_pending(self._gateway, max_rounds, here)
 
     # -- control ---------------------------------------------------------------------------------
     def add_fault(self, fault: Fault) -> Fault:

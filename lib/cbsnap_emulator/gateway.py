@@ -168,9 +168,9 @@ class Gateway:
             IdFactory(rng),
             creation_seconds=settings.creation_seconds,
             quota=settings.quota,
+            scf_transition_seconds=settings.scf_transition_seconds,
             copy_seconds=settings.copy_seconds,
             command_seconds=settings.command_seconds,
-            scf_transition_seconds=settings.scf_transition_seconds,
         )
         limiter = RateLimiter(settings.rate_limit, scope=settings.rate_scope)
         if settings.rate_limit > 0:  # SCF documents other limits for these actions

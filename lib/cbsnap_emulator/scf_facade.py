@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import scf_rules as rules
 from .errors import ApiError
 from .scf_actions import DEFAULT_NAMESPACE, render_function, run_spec
+from .scf_runner import LocalHandler, run_here
 from .scf_state import Attempt, ScfFunction
 
 if TYPE_CHECKING:
@@ -104,8 +105,11 @@ def invocations(gateway: Gateway, state: str | None = None) -> list[dict[str, An
         ]
 
 
-def run_invocation(gateway: Gateway, request_id: str) -> dict[str, Any]:
-    """Run one pending invocation once; a failure with retries left makes it pending again."""
+def run_invocation(gateway: Gateway, request_id: str, here: LocalHandler | None = None) -> dict[str, Any]:
+    """Run one pending invocation once; a failure with retries left makes it pending again.
+
+    ``here``: run it with this handler in this process (see :func:`~.scf_runner.run_here`).
+    """
     with gateway.lock:
         scf = gateway.runtime.state.scf
         invocation = scf.invocations.get(request_id)
@@ -121,6 +125,8 @@ def run_invocation(gateway: Gateway, request_id: str) -> dict[str, Any]:
         attempt = Attempt(
             ok=False, error_type="ResourceNotFound.Function", error_message="the function is gone"
         )
+    elif here is not None and runner is not None:
+        attempt = run_here(here, spec, runner.context(spec))
     elif runner is None:
         attempt = Attempt(ok=False, error_type="InternalError", error_message="no function runner")
     else:
@@ -137,7 +143,9 @@ def run_invocation(gateway: Gateway, request_id: str) -> dict[str, Any]:
         return invocation.to_dict()
 
 
-def run_pending(gateway: Gateway, max_rounds: int = 10) -> list[dict[str, Any]]:
+def run_pending(
+    gateway: Gateway, max_rounds: int = 10, here: LocalHandler | None = None
+) -> list[dict[str, Any]]:
     """Run pending invocations round after round until none is pending (a run may invoke again, and a
     failure may be retried), at most ``max_rounds`` rounds; returns every run's invocation record."""
     if max_rounds < 1:
@@ -147,7 +155,7 @@ def run_pending(gateway: Gateway, max_rounds: int = 10) -> list[dict[str, Any]]:
         pending = [inv["id"] for inv in invocations(gateway, "pending")]
         if not pending:
             break
-        ran.extend(run_invocation(gateway, request_id) for request_id in pending)
+        ran.extend(run_invocation(gateway, request_id, here) for request_id in pending)
     return ran
 
 

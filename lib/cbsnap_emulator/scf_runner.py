@@ -215,3 +215,22 @@ def _text(value: str | bytes | None) -> str:
     if value is None:
         return ""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+LocalHandler = Callable[[Any, dict[str, Any]], Any]
+
+
+def run_here(handler: LocalHandler, spec: RunSpec, context: dict[str, Any]) -> Attempt:
+    """Run ``handler(event, context)`` in this process instead of a child: for tests that drive a
+    handler with their own runtime and clock (the function's environment is not applied)."""
+    started = time.perf_counter()
+    try:
+        result = handler(spec.event, context)
+    except Exception as exc:  # the function's own failure: recorded, retried per RetryNum
+        return Attempt(
+            ok=False,
+            error_type=type(exc).__name__,
+            error_message=str(exc)[:2000],
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+    return Attempt(ok=True, result=result, duration_ms=(time.perf_counter() - started) * 1000)

@@ -41,9 +41,9 @@ class State:
         *,
         creation_seconds: float,
         quota: int,
+        scf_transition_seconds: float = 1.0,
         copy_seconds: float = 6.0,
         command_seconds: float = 1.0,
-        scf_transition_seconds: float = 1.0,
     ) -> None:
         self.ids = ids
         self.creation_seconds = creation_seconds

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from cbsnap.events.timer import TimerRunUnfinished
+from cbsnap.errors import RunUnfinished
 from cbsnap.metrics import metered
 from cbsnap.runtime import set_runtime
 from cbsnap_emulator import Emulator, Fault
 from handlers.messages import main_handler as messages_handler
-from tests.conftest import ROOT, RuntimeHarness, emulator_settings, run_timer
+from tests.conftest import ROOT, RuntimeHarness, emulator_settings, run_timer, scf_context
 from tests.functional.test_messages_handler import cmq
 from tests.functional.test_webhook_handler import call, post
 
@@ -71,6 +71,15 @@ def test_messages_line_counts_every_request_of_the_batch(emulator: Emulator, har
     assert (line["trigger"], line["requests"], line["created"]) == ("messages", 2, 2)
 
 
+def test_invoked_line(emulator: Emulator, harness: RuntimeHarness) -> None:
+    from handlers.invoked import main_handler as invoked_handler
+
+    invoked_handler({"disks": ["disk-g73hhs4o"], "idempotencyKey": "direct-1"}, scf_context())
+    [line] = metrics_lines(harness)
+    assert fields_of(line) == documented_fields()
+    assert (line["trigger"], line["requestKey"], line["created"]) == ("invoked", "key/direct-1", 1)
+
+
 def test_webhook_line(emulator: Emulator) -> None:
     harness = RuntimeHarness(emulator_settings(emulator, webhook_auth="gateway"))
     try:
@@ -89,7 +98,7 @@ def test_unfinished_run_is_a_redelivery_with_its_line_first(
     emulator: Emulator, harness: RuntimeHarness
 ) -> None:
     emulator.add_fault(Fault(action="CreateSnapshot", code="InternalError"))
-    with pytest.raises(TimerRunUnfinished):
+    with pytest.raises(RunUnfinished):
         run_timer(SEED, name="broken")
     [line] = metrics_lines(harness)
     assert line["redelivery"] is True and line["error"] is None

@@ -236,32 +236,6 @@ class MessagesNotAttempted(RedeliveryRequested):
         )
 
 
-# The marker of a completion re-check body (cbsnap.notify); checked here so that the
-# message handler does not import the notifier for ordinary requests.
-RECHECK_FIELD = "cbsnapRecheck"
-
-
-def is_recheck(document: Any) -> bool:
-    """True when a queue message body is a completion re-check, not a request document."""
-    return isinstance(document, dict) and RECHECK_FIELD in document
-
-
-class RechecksNotScheduled(RedeliveryRequested):
-    """Raised after a batch when a completion re-check's follow-up could not be sent.
-
-    The platform then redelivers the re-check; events already emitted are claimed
-    (cbsnap.notify), so the redelivery only re-sends the follow-up.
-    """
-
-    def __init__(self, message_ids: list[str], response: dict[str, Any] | None = None) -> None:
-        self.message_ids = list(message_ids)
-        super().__init__(
-            f"{len(message_ids)} completion re-check(s) could not schedule their next re-check; "
-            f"failing the invocation so the platform redelivers them: {_listed(message_ids)}",
-            response,
-        )
-
-
 @dataclass
 class BatchReport:
     """The results of every message of one queue event, gathered for the handler's answer."""
@@ -271,16 +245,13 @@ class BatchReport:
     results: list[SnapshotResult] = field(default_factory=list)
     delivery: list[DeliveryReport] = field(default_factory=list)
     unattempted_messages: list[str] = field(default_factory=list)
-    unscheduled_rechecks: list[str] = field(default_factory=list)  # cbsnap.notify
 
     def add(self, message: QueueMessage, outcome: Outcome) -> None:
         """Record one message's outcome."""
         self.messages += 1
         self.results.extend(outcome.results)
         self.delivery.extend(outcome.delivery)
-        if outcome.unscheduled:  # a completion re-check could not hand on its follow-up
-            self.unscheduled_rechecks.append(message.message_id or message.request_key)
-        elif outcome.needs_redelivery:
+        if outcome.needs_redelivery:
             self.unattempted_messages.append(message.message_id or message.request_key)
 
     def to_response(self) -> dict[str, Any]:
@@ -296,9 +267,6 @@ class BatchReport:
         return response
 
     def raise_if_unattempted(self) -> None:
-        """Raise :class:`MessagesNotAttempted` when any message had disks left unattempted,
-        else :class:`RechecksNotScheduled` when a completion re-check could not re-schedule."""
+        """Raise :class:`MessagesNotAttempted` when any message's work is unfinished."""
         if self.unattempted_messages:
             raise MessagesNotAttempted(self.unattempted_messages, self.to_response())
-        if self.unscheduled_rechecks:
-            raise RechecksNotScheduled(self.unscheduled_rechecks, self.to_response())

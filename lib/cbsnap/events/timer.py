@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cbsnap.errors import RedeliveryRequested
-
 
 @dataclass(frozen=True)
 class TimerFiring:
@@ -49,18 +47,3 @@ def parse_timer_event(event: Any, default_request: dict[str, Any] | None) -> Tim
     if not isinstance(message, (str, dict)):
         return TimerFiring(name, fired, None, "the timer's Message must be a JSON string")
     return TimerFiring(name, fired, message)
-
-
-class TimerRunUnfinished(RedeliveryRequested):
-    """A timer run left disks unfinished; raised after every result was logged so that SCF
-    retries the run (same ``TriggerName`` + ``Time``, so the retry adopts what was made)."""
-
-    def __init__(self, response: dict[str, Any], not_attempted: list[str]) -> None:
-        self.request_key = str(response.get("requestKey"))
-        listed = ", ".join(not_attempted[:20]) + (" …" if len(not_attempted) > 20 else "")
-        super().__init__(
-            f"timer run {self.request_key} is unfinished ({response.get('notAttempted')} disk(s) not "
-            f"attempted, {response.get('failed')} failed of {response.get('total')}); failing the "
-            "invocation so SCF retries it" + (f": {listed}" if listed else ""),
-            response,
-        )
