@@ -266,7 +266,7 @@ def classify(
     if info.delete_with_disk:
         doomed = sum(1 for s in snaps if not s.is_permanent)
         message += ("; " if message else "") + (
-            f"DeleteSnapshot=1: its {doomed} non-permanent snapshot(s) are deleted with the disk"
+            f"DeleteSnapshot=1: its non-permanent snapshots ({doomed} now) are deleted with the disk"
         )
     regions: set[str] = set()
     for snap in snaps:

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from cbsnap_cli import deploy
+from cbsnap_cli import deploy, report
 
 if TYPE_CHECKING:
     from cbsnap.settings import Settings
@@ -383,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     drain_cmd.set_defaults(func=cmd_drain)
 
     deploy.register(sub)  # cbsnap deploy: lib/cbsnap_cli/deploy/
+    report.register(sub)  # cbsnap report: lib/cbsnap_cli/report.py
 
     emulator = sub.add_parser("emulator", help="serve the API emulator", add_help=False)
     emulator.add_argument("rest", nargs=argparse.REMAINDER)
