@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from cbsnap.models import REPORT_ACTION
+
 if TYPE_CHECKING:
     from cbsnap.models import SnapshotResult
 
@@ -115,9 +117,10 @@ class InvocationMetrics:
             for result in results:
                 if result.storageId:
                     self.disks.add(result.storageId)
-                if result.status in self.coverage:
-                    self.coverage[result.status] += 1
-                self.stuck_snapshots += len(result.stuckSnapshotIds or ())
+                if result.action == REPORT_ACTION:
+                    if result.status in self.coverage:
+                        self.coverage[result.status] += 1
+                    self.stuck_snapshots += len(result.stuckSnapshotIds or ())
                 if not result.attempted:
                     self.not_attempted += 1
                 elif result.ok:
