@@ -227,7 +227,9 @@ def _in_scope(resolution: Resolution) -> tuple[list[DiskTarget], list[Placed]]:
         if result.storageId is not None and result.storageId in resolution.infos:
             targets.append(DiskTarget(result.storageId, "", position, result.region))
         else:
-            placed.append((position, result.model_copy(update={"action": REPORT_ACTION, "status": "error"})))
+            # A report never asks for a redelivery: a lookup that may pass is reported, not retried.
+            update = {"action": REPORT_ACTION, "status": "error", "attempted": True}
+            placed.append((position, result.model_copy(update=update)))
     return targets, placed
 
 

@@ -198,6 +198,15 @@ def test_unknown_disks_and_failed_listings_are_reported_not_guessed(
     assert response["report"]["error"] == 2
 
 
+def test_a_lookup_that_may_pass_is_reported_not_redelivered(
+    fleet_emulator: Emulator, fleet: Fleet, harness: RuntimeHarness
+) -> None:
+    fleet_emulator.add_fault(Fault(action="DescribeDisks", code="InternalError"))
+    response = run_timer({"action": "report", "disks": fleet.of("fresh")[:2]}, name="flaky")  # no raise
+    assert {(r["status"], r["code"]) for r in response["results"]} == {("error", 6000)}
+    assert "attempted" not in response["results"][0]
+
+
 def test_report_requests_refuse_create_options(harness: RuntimeHarness) -> None:
     response = run_timer({**EVERYWHERE, "retainDays": 3, "snapshotName": "x"}, name="bad")
     [result] = response["results"]
