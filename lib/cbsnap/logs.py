@@ -10,6 +10,7 @@ powertools' ``LambdaPowertoolsFormatter``, so nothing is shared between runtimes
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -18,6 +19,7 @@ from typing import IO, Any
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from cbsnap.jsonsafe import safe_dumps
 from cbsnap.sinks import Redactor
 
 # The invocation being served on this thread of control (SCF runs one at a time per
@@ -27,7 +29,9 @@ _request_id: ContextVar[str | None] = ContextVar("cbsnap_request_id", default=No
 
 class _Formatter(LambdaPowertoolsFormatter):
     def __init__(self, redactor: Redactor, service: str) -> None:
-        super().__init__()
+        # Every line valid UTF-8 JSON, whatever a record holds (NaN, a lone surrogate): a line
+        # stdout cannot encode is dropped whole, results and all (cbsnap.jsonsafe).
+        super().__init__(json_serializer=functools.partial(safe_dumps, separators=(",", ":")))
         self.redact = redactor
         self.append_keys(service=service)
 
@@ -79,7 +83,7 @@ class Log:
             self._logger.name, logging.INFO, __file__, 0, message, (), None, "always"
         )
         line = {**json.loads(self._formatter.format(record)), **(extra or {})}
-        text = self._formatter.redact(json.dumps(line, ensure_ascii=False, default=str))
+        text = self._formatter.redact(safe_dumps(line, separators=(",", ":")))
         self._handler.acquire()
         try:
             self._handler.stream.write(text + "\n")

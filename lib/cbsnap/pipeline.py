@@ -135,11 +135,12 @@ class Pipeline:
             now=self._wall_clock(),
         )
 
-    def execute(self, request: Request, deadline: Deadline) -> Outcome:
+    def execute(self, request: Request, deadline: Deadline, *, split_above: int | None = None) -> Outcome:
         """Resolve the disks and run the use case the request asks for; one result per disk.
 
         Never raises for cloud failures: every disk ends with a result. A configuration
-        problem (no credentials…) is every disk's result.
+        problem (no credentials…) is every disk's result. ``split_above`` lowers the fan-out
+        threshold for this request (a caller that must answer quickly).
         """
         options = request.options
         if options is None or not request.runnable:
@@ -151,7 +152,7 @@ class Pipeline:
                 fanout = None
             else:
                 resolution = self._resolver.resolve(request, deadline)
-                placed, fanout = self._dispatch(request, resolution, deadline)
+                placed, fanout = self._dispatch(request, resolution, deadline, split_above)
         except ConfigurationError as exc:
             message = f"configuration: {exc}"
             placed = [
@@ -169,9 +170,9 @@ class Pipeline:
             results = [r.model_copy(update={"action": DRY_RUN_ACTION}) for r in results]
         return Outcome(results, fanout=fanout, report=report)
 
-    def handle(self, request: Request, deadline: Deadline) -> Outcome:
+    def handle(self, request: Request, deadline: Deadline, *, split_above: int | None = None) -> Outcome:
         """Execute ``request``, deliver its results to every sink, schedule its follow-ups."""
-        outcome = self.execute(request, deadline)
+        outcome = self.execute(request, deadline, split_above=split_above)
         meta = request.meta
         outcome.results = self._stamped(outcome.results, meta)
         metrics.observe(outcome.results, meta.request_key)
@@ -305,7 +306,7 @@ class Pipeline:
         return placed, summary
 
     def _dispatch(
-        self, request: Request, resolution: Resolution, deadline: Deadline
+        self, request: Request, resolution: Resolution, deadline: Deadline, split_above: int | None
     ) -> tuple[list[Placed], dict[str, Any] | None]:
         options = request.options
         assert options is not None
@@ -333,7 +334,7 @@ class Pipeline:
                 for p, r in groups.snapshot(request, resolution, deadline)
             ]
             return placed + grouped, None
-        if self._fanout is not None and self._fanout.should_split(resolution):
+        if self._fanout is not None and self._fanout.should_split(resolution, split_above):
             handed, report = self._fanout.dispatch(request, resolution, deadline)
             summary = report.to_dict()
             self._logger.info("fanout.dispatched", extra={"request_key": request.meta.request_key, **summary})

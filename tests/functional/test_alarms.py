@@ -26,8 +26,7 @@ from cbsnap.metrics import metered
 from cbsnap.runtime import set_runtime
 from cbsnap_emulator import Emulator, load_seed
 from handlers.messages import main_handler as messages_handler
-from tests.conftest import ROOT, RuntimeHarness, emulator_settings, run_timer
-from tests.functional.test_messages_handler import cmq
+from tests.conftest import ROOT, RuntimeHarness, ckafka_event, emulator_settings, run_timer
 
 MINUTE = 60
 HOUR = 3600
@@ -83,7 +82,9 @@ class Lines:
 
 
 def _metrics(harness: RuntimeHarness) -> str:
-    lines = [x for x in harness.stream.getvalue().splitlines() if '"type": "cbsnap.metrics"' in x]
+    lines = [
+        x for x in harness.stream.getvalue().splitlines() if json.loads(x).get("type") == "cbsnap.metrics"
+    ]
     harness.stream.seek(0)
     harness.stream.truncate()
     return lines[-1]
@@ -114,7 +115,7 @@ def lines() -> Iterator[Lines]:
         run_timer({"disks": ["disk-w9f4h1sz", "disk-u2j6t8ye", "disk-k2v8p4tq"]}, name="burst")
         throttled = _metrics(harness)
         emu.set_rate_limit(20, "CreateSnapshot")
-        messages_handler(cmq({"disks": ["disk-s8h3m6qa"], "region": "ap-shanghai"}), None)
+        messages_handler(ckafka_event({"disks": ["disk-s8h3m6qa"], "region": "ap-shanghai"}), None)
         messages_ok = _metrics(harness)
 
         @metered("timer")

@@ -13,9 +13,8 @@ from cbsnap.metrics import metered
 from cbsnap.runtime import set_runtime
 from cbsnap_emulator import Emulator, Fault
 from handlers.messages import main_handler as messages_handler
-from tests.conftest import ROOT, RuntimeHarness, emulator_settings, run_timer, scf_context
-from tests.functional.test_messages_handler import cmq
-from tests.functional.test_webhook_handler import call, post
+from tests.conftest import ROOT, RuntimeHarness, ckafka_event, emulator_settings, run_timer, scf_context
+from tests.functional.test_webhook_handler import call, post, request
 
 SEED = {"storageId": "disk-g73hhs4o", "snapshotName": "mySnap"}
 
@@ -65,7 +64,7 @@ def test_a_redelivered_timer_run_adopts_and_says_so(emulator: Emulator, harness:
 
 
 def test_messages_line_counts_every_request_of_the_batch(emulator: Emulator, harness: RuntimeHarness) -> None:
-    messages_handler(cmq({"disks": ["disk-g73hhs4o"]}, {"disks": ["disk-q7m3x9ab"]}), None)
+    messages_handler(ckafka_event({"disks": ["disk-g73hhs4o"]}, {"disks": ["disk-q7m3x9ab"]}), None)
     [line] = metrics_lines(harness)
     assert fields_of(line) == documented_fields()
     assert (line["trigger"], line["requests"], line["created"]) == ("messages", 2, 2)
@@ -85,7 +84,7 @@ def test_webhook_line(emulator: Emulator) -> None:
     try:
         status, _ = call(post(SEED, secret=None))
         assert status == 200
-        assert call({"httpMethod": "GET", "path": "/nowhere", "headers": {}, "requestContext": {}})[0] == 404
+        assert call(request("GET", "/nowhere", secret=None))[0] == 404
     finally:
         set_runtime(None)
     created, refused = metrics_lines(harness)
