@@ -36,6 +36,8 @@ class DiskInfo:
     tags: Mapping[str, str] = field(default_factory=dict)
     encrypted: bool = False
     shareable: bool = False
+    # Disk.DeleteSnapshot = 1: "销毁云盘时删除关联的非永久保留快照" (its non-permanent snapshots die with it)
+    delete_with_disk: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class SnapshotInfo:
     deadline_time: str | None
     image_count: int
     tags: Mapping[str, str] = field(default_factory=dict)
+    is_permanent: bool = True
+    copy_from_remote: bool = False  # a cross-region copy (its DiskId is "")
+    copying_to: tuple[str, ...] = ()  # regions a copy of it is being made to
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from cbsnap.cbs import (
     SnapshotInfo,
 )
 from cbsnap.errors import CloudError, ConfigurationError, DeadlineReached
+from cbsnap.metrics import record_call
 from cbsnap.pacing import RateLimiter, Sleep
 from cbsnap.scf import Deadline
 from cbsnap.settings import Settings
@@ -169,6 +170,9 @@ def _snapshot_info(s: Any) -> SnapshotInfo:
         deadline_time=s.DeadlineTime or None,
         image_count=int(s.ImageCount or 0),
         tags=_tags(s.Tags),
+        is_permanent=s.IsPermanent is not False,
+        copy_from_remote=bool(s.CopyFromRemote),
+        copying_to=tuple(s.CopyingToRegions or ()),
     )
 
 
@@ -183,6 +187,7 @@ def _disk_info(d: Any) -> DiskInfo:
         tags=_tags(d.Tags),
         encrypted=bool(d.Encrypt),
         shareable=bool(d.Shareable),
+        delete_with_disk=bool(d.DeleteSnapshot),
     )
 
 
@@ -250,10 +255,14 @@ class SignedApi:
                 raise DeadlineReached(action)
             _call_budget.seconds = deadline.remaining()
             try:
-                return method(request)
+                response = method(request)
             except TencentCloudSDKException as exc:
                 error = CloudError(action, str(exc.code or "Unknown"), str(exc.message or ""), exc.requestId)
                 last = (error, exc)
+                record_call(action, throttled=error.is_throttle)  # every attempt sent counts (metrics)
+            else:
+                record_call(action)
+                return response
             finally:
                 _call_budget.seconds = None
             if error.is_throttle:

@@ -35,6 +35,7 @@ A = TypeVar("A")
 if TYPE_CHECKING:
     from cbsnap.fanout import FanOut
     from cbsnap.notify import Notifier
+    from cbsnap.tat import TatApi
     from cbsnap.tdmq import TdmqApi
 
 
@@ -106,6 +107,7 @@ class Runtime:
             )
         )
         tdmq = tdmq_apis(settings, limiter, policy=policy, sleep=sleep)
+        tat = tat_apis(settings, limiter, policy=policy, sleep=sleep)
         invoker = SelfInvoker(
             scf_apis(settings, limiter, policy=policy, sleep=sleep),
             region=settings.region,
@@ -150,6 +152,8 @@ class Runtime:
             parallel=Workers(settings.concurrency),
             fanout=_fanout(settings, invoker),
             notifier=make_notifier,
+            tat=tat,
+            sleep=sleep,
             default_retain_days=settings.default_retain_days,
             pace=limiter.limit_to,
             delivery_grace=settings.safety_margin_ms / 2000.0,
@@ -204,6 +208,23 @@ def tdmq_apis(
 
         client = tdmq.make_tdmq_client(settings, region)
         return tdmq.TdmqApi(client, region=region, rate_limiter=limiter, policy=policy, sleep=sleep)
+
+    return PerRegion(build)
+
+
+def tat_apis(
+    settings: Settings, limiter: RateLimiter, *, policy: RetryPolicy | None = None, sleep: Sleep = time.sleep
+) -> PerRegion[TatApi]:
+    """The TAT client of each region, built on the first request with ``hooks``.
+
+    :mod:`cbsnap.tat` is imported only then.
+    """
+
+    def build(region: str) -> TatApi:
+        from cbsnap import tat  # lazy: keeps the TAT SDK out of every other invocation
+
+        client = tat.make_tat_client(settings, region)
+        return tat.TatApi(client, region=region, rate_limiter=limiter, policy=policy, sleep=sleep)
 
     return PerRegion(build)
 

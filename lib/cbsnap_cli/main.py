@@ -23,6 +23,7 @@ COMMANDS = (
     "cbsnap_cli.demo",
     "cbsnap_cli.emulator_cmd",
     "cbsnap_cli.deploy",
+    "cbsnap_cli.report",
 )
 
 DESCRIPTION = """\

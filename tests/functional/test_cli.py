@@ -72,8 +72,11 @@ def test_invoke_timer_against_an_embedded_emulator() -> None:
     response = json.loads(proc.stdout)
     [result] = response["results"]
     assert result["code"] == 0 and result["message"] == "" and result["snapshotId"].startswith("snap-")
-    # the structured log records went to stderr, one per disk, then one summary line
-    assert [r["result"]["snapshotId"] for r in log_records(proc.stderr)] == [result["snapshotId"]]
+    # the structured log records went to stderr: one per disk, the invocation's metrics line, then
+    # one summary line
+    records = log_records(proc.stderr)
+    assert [r["result"]["snapshotId"] for r in records if "result" in r] == [result["snapshotId"]]
+    assert records[-1]["type"] == "cbsnap.metrics" and records[-1]["created"] == 1
     assert proc.stderr.splitlines()[-1] == "cbsnap invoke: 1 of 1 disks succeeded"
 
 
