@@ -14,12 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 
 from cbsnap.client import RetryPolicy
 from cbsnap.runtime import Runtime, set_runtime
 from cbsnap.settings import Endpoint, Settings
 from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, load_seed
+
+# Hypothesis fails any example slower than 200 ms by default: a timed assertion, which a loaded or
+# parallel run (scripts/test.sh) breaks at random. Examples are judged on what they do, not how fast.
+hypothesis_settings.register_profile("cbsnap", deadline=None)
+hypothesis_settings.load_profile("cbsnap")
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
