@@ -28,11 +28,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timezone
 
 from cbsnap.cbs import DESCRIBE_SNAPSHOTS_MAX_DISKS, MAX_PAGES, CbsApi, SnapshotInfo
 from cbsnap.cbs_time import parse_cbs_time
 from cbsnap.codes import SeedCode, seed_code_for
 from cbsnap.errors import CloudError, DeadlineReached
+from cbsnap.gfs import Dated, Verdict, apply_rules, describe_would_keep, zone_named
 from cbsnap.models import Retention, SnapshotResult
 from cbsnap.ownership import OWNER_TAG, OWNER_VALUE
 from cbsnap.request import Placed, Request
@@ -100,6 +102,7 @@ class Candidate:
     snapshot: SnapshotInfo
     skip: SeedCode | None = None
     reason: str = ""
+    why: str = ""  # its age and which rule would have kept it (dry runs report it)
 
 
 @dataclass(frozen=True)
@@ -159,9 +162,12 @@ def in_scope(snapshot: SnapshotInfo, scope: DiskScope) -> bool:
 def select(snapshots: Iterable[SnapshotInfo], scope: DiskScope, retention: Retention, now: float) -> DiskPlan:
     """Apply ``retention`` to one disk's snapshots (as listed, any order) at wall time ``now``.
 
-    Pure: no I/O. Foreign and out-of-scope snapshots are ignored entirely. The
-    snapshots just made rank newest; an unreadable CreateTime ranks next (it is
-    kept by ``keepLast`` and never old enough for ``maxAgeDays``).
+    Pure: no I/O. Foreign and out-of-scope snapshots are ignored entirely. The count rules
+    (``keepLast``, ``daily``…, :mod:`cbsnap.gfs`) each keep some snapshots; a snapshot no count
+    rule keeps is a candidate when it is also older than ``maxAgeDays`` (when set). The
+    snapshots just made rank newest and are never candidates; an unreadable CreateTime ranks
+    next for ``keepLast``, has no day for the generations (so they keep it), and is never old
+    enough for ``maxAgeDays``.
     """
     listed = list({s.snapshot_id: s for s in snapshots}.values())
     scoped = [(i, s) for i, s in enumerate(listed) if in_scope(s, scope)]
@@ -176,23 +182,80 @@ def select(snapshots: Iterable[SnapshotInfo], scope: DiskScope, retention: Reten
         return (2, -created, -index)
 
     ranked = [s for _, s in sorted(scoped, key=newest_first)]
+    verdicts = _count_verdicts(ranked, scope, retention, now)
     cutoff = None if retention.maxAgeDays is None else now - retention.maxAgeDays * DAY_SECONDS
-    keep = retention.keepLast or 0
     candidates: list[Candidate] = []
     kept: list[SnapshotInfo] = []
-    for rank, snap in enumerate(ranked):
+    for snap in ranked:
         created = create_time(snap.create_time)
-        by_count = retention.keepLast is None or rank >= keep
+        verdict = verdicts.get(snap.snapshot_id)
+        by_count = verdict is None or not verdict.kept
         by_age = cutoff is None or (created is not None and created < cutoff)
         if snap.snapshot_id in scope.just_made or not (by_count and by_age):
             kept.append(snap)
             continue
-        candidates.append(_judge(snap))
+        candidates.append(_judge(snap, _why(snap, created, verdict, retention, now)))
     candidates.reverse()  # oldest first
     return DiskPlan(scope, tuple(candidates), tuple(kept))
 
 
-def _judge(snap: SnapshotInfo) -> Candidate:
+def _count_verdicts(
+    ranked: Sequence[SnapshotInfo], scope: DiskScope, retention: Retention, now: float
+) -> dict[str, Verdict]:
+    """The count rules' verdicts on the snapshots in scope, ``ranked`` newest first.
+
+    Empty when there are no count rules (``maxAgeDays`` alone). ``keepLast`` counts by rank,
+    so the snapshots just made and those of unknown time take their places at the top; the
+    generations count by creation instant, and a snapshot of unknown time (it has no day,
+    week…) is kept by them outright. A snapshot just made that the listing shows without a
+    readable time is dated ``now``.
+    """
+    rules = retention.count_rules
+    if not rules:
+        return {}
+    # keepLast by rank: giving rank r the instant -r keeps the order whatever the times are.
+    verdicts: dict[str, Verdict] = {}
+    if retention.keepLast is not None:
+        by_rank = [Dated(s.snapshot_id, -float(rank)) for rank, s in enumerate(ranked)]
+        verdicts = apply_rules(by_rank, {"keepLast": retention.keepLast}, timezone.utc)
+    generations = retention.generations
+    if generations:
+        zone = zone_named(retention.timezone or "UTC") or timezone.utc
+        dated: list[Dated] = []
+        for snap in ranked:
+            created = create_time(snap.create_time)
+            if created is None and snap.snapshot_id in scope.just_made:
+                created = now
+            if created is None:
+                verdicts[snap.snapshot_id] = Verdict(("unknown time",))
+                continue
+            dated.append(Dated(snap.snapshot_id, created))
+        for sid, verdict in apply_rules(dated, generations, zone).items():
+            verdicts[sid] = _merged(verdicts.get(sid), verdict)
+    return verdicts
+
+
+def _merged(first: Verdict | None, second: Verdict) -> Verdict:
+    if first is None:
+        return second
+    kept_by = first.kept_by + second.kept_by
+    return Verdict(kept_by, {} if kept_by else {**first.would_keep, **second.would_keep})
+
+
+def _why(
+    snap: SnapshotInfo, created: float | None, verdict: Verdict | None, retention: Retention, now: float
+) -> str:
+    """Why a candidate goes, for dry runs: its age and what would have kept it."""
+    age = "of unknown age" if created is None else f"{(now - created) / DAY_SECONDS:.1f} days old"
+    parts = [age]
+    if verdict is not None:
+        parts.append(describe_would_keep(verdict))
+    if retention.maxAgeDays is not None:
+        parts.append(f"older than maxAgeDays {retention.maxAgeDays}")
+    return "; ".join(parts)
+
+
+def _judge(snap: SnapshotInfo, why: str = "") -> Candidate:
     """A selected snapshot: deletable, or the reason DeleteSnapshots would refuse it."""
     sid = snap.snapshot_id
     if snap.state == "CREATING":
@@ -208,7 +271,7 @@ def _judge(snap: SnapshotInfo) -> Candidate:
             seed_code_for(_HAS_IMAGE),
             f"not deleted: {_HAS_IMAGE}: {sid} is bound to {snap.image_count} image(s)",
         )
-    return Candidate(snap)
+    return Candidate(snap, why=why)
 
 
 # -- records ---------------------------------------------------------------------------------------
@@ -443,7 +506,11 @@ class Janitor:
         done: dict[str, _Done] = {}
         if dry_run:
             for disk in plan.disks:
-                done.update((s.snapshot_id, _Done(SeedCode.SUCCESS, DRY_RUN_MESSAGE)) for s in disk.to_delete)
+                done.update(
+                    (c.snapshot.snapshot_id, _Done(SeedCode.SUCCESS, f"{DRY_RUN_MESSAGE}: {c.why}"))
+                    for c in disk.candidates
+                    if c.skip is None
+                )
         else:
             batches: list[tuple[str, list[str]]] = []
             for region in dict.fromkeys(d.scope.region for d in plan.disks):
