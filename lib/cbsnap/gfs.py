@@ -108,9 +108,7 @@ def apply_rules(snapshots: Sequence[Dated], rules: Mapping[str, int], zone: tzin
                 kept[snap.snapshot_id].append(rule)
             else:
                 would[snap.snapshot_id][rule] = ordinal
-    return {
-        sid: Verdict(tuple(rules_), {} if rules_ else would[sid]) for sid, rules_ in kept.items()
-    }
+    return {sid: Verdict(tuple(rules_), {} if rules_ else would[sid]) for sid, rules_ in kept.items()}
 
 
 def describe_would_keep(verdict: Verdict) -> str:
