@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timezone
 
-from cbsnap.cbs import DESCRIBE_SNAPSHOTS_MAX_DISKS, MAX_PAGES, CbsApi, SnapshotInfo
-from cbsnap.cbs_time import parse_cbs_time
+from cbsnap.cbs import DESCRIBE_SNAPSHOTS_MAX_DISKS, MAX_PAGES, SNAPSHOT_QUOTA, CbsApi, SnapshotInfo
+from cbsnap.cbs_time import format_cbs_time, parse_cbs_time
 from cbsnap.codes import SeedCode, seed_code_for
 from cbsnap.errors import CloudError, DeadlineReached
 from cbsnap.gfs import Dated, Verdict, apply_rules, describe_would_keep, zone_named
@@ -65,6 +65,7 @@ DRY_RUN_MESSAGE = "dry run: would delete"
 JANITOR_NOT_ATTEMPTED = "not attempted: the invocation's time ran out before this snapshot's turn"
 LISTING_NOT_ATTEMPTED = "retention not applied: the invocation's time ran out before this disk's turn"
 ALREADY_GONE = "already deleted"
+EXPECTED_ID = "(new)"  # the snapshot about to be made, in plans only
 _NOT_FOUND = "InvalidSnapshotId.NotFound"
 # Disk refusals that concern creating a snapshot, not keeping old ones: a prune
 # still applies to such a disk (e.g. one in the recycle bin keeps its snapshots).
@@ -93,6 +94,9 @@ class DiskScope:
     name: str | None
     position: int = 0
     just_made: frozenset[str] = frozenset()
+    # True when a snapshot is about to be made (quota room, dry runs): the rules then count a
+    # new snapshot of the scope's name, made now, as the newest; it is never in any record.
+    expecting_new: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,9 @@ def select(snapshots: Iterable[SnapshotInfo], scope: DiskScope, retention: Reten
     enough for ``maxAgeDays``.
     """
     listed = list({s.snapshot_id: s for s in snapshots}.values())
+    if scope.expecting_new:
+        listed.insert(0, _expected(scope, now))
+        scope = replace(scope, just_made=scope.just_made | {EXPECTED_ID})
     scoped = [(i, s) for i, s in enumerate(listed) if in_scope(s, scope)]
 
     def newest_first(pair: tuple[int, SnapshotInfo]) -> tuple[int, float, int]:
@@ -196,7 +203,22 @@ def select(snapshots: Iterable[SnapshotInfo], scope: DiskScope, retention: Reten
             continue
         candidates.append(_judge(snap, _why(snap, created, verdict, retention, now)))
     candidates.reverse()  # oldest first
-    return DiskPlan(scope, tuple(candidates), tuple(kept))
+    return DiskPlan(scope, tuple(candidates), tuple(s for s in kept if s.snapshot_id != EXPECTED_ID))
+
+
+def _expected(scope: DiskScope, now: float) -> SnapshotInfo:
+    """The snapshot about to be made, as the listing will show it."""
+    return SnapshotInfo(
+        snapshot_id=EXPECTED_ID,
+        disk_id=scope.disk_id,
+        state="CREATING",
+        percent=0,
+        name=scope.name or "",
+        create_time=format_cbs_time(now),
+        deadline_time=None,
+        image_count=0,
+        tags={OWNER_TAG: OWNER_VALUE},
+    )
 
 
 def _count_verdicts(
@@ -428,6 +450,67 @@ class Janitor:
         dry_run = request.options is not None and request.options.dryRun
         placed.extend(self.run(scopes, retention, deadline, dry_run=dry_run))
         return placed
+
+    def make_room(
+        self, resolution: Resolution, retention: Retention, deadline: Deadline, *, quota: int = SNAPSHOT_QUOTA
+    ) -> tuple[Resolution, list[Placed]]:
+        """Before creating: apply ``retention`` to every eligible disk at its snapshot quota.
+
+        The rules count the snapshot about to be made as the newest, so only what they would
+        delete right after the create goes (one fewer kept by ``keepLast``, say). A disk the
+        rules cannot free a place on leaves the eligible list with a 16006 result saying so,
+        and no CreateSnapshot is sent for it. A disk whose listing failed is left to
+        CreateSnapshot, which answers for the quota itself. Returns the narrowed resolution
+        and the delete records (each at its disk's position; the 16006s are in ``refused``).
+        """
+        full = [
+            t
+            for t in resolution.eligible
+            if (info := resolution.infos.get(t.disk_id)) is not None and info.snapshot_count >= quota
+        ]
+        if not full:
+            return resolution, []
+        scopes = [
+            DiskScope(t.disk_id, t.region or self._region, t.snapshot_name, t.position, expecting_new=True)
+            for t in full
+        ]
+        plan = self.plan(scopes, retention, deadline)
+        records = self.execute(plan, deadline)
+        freed: dict[str, int] = {}
+        for disk in plan.disks:
+            ids = {s.snapshot_id for s in disk.to_delete}
+            freed[disk.scope.disk_id] = sum(
+                1 for _, r in records if r.ok and r.snapshotId in ids and r.storageId == disk.scope.disk_id
+            )
+        listed = {d.scope.disk_id for d in plan.disks if d.error is None}
+        refused: list[Placed] = []
+        eligible = []
+        for target in resolution.eligible:
+            info = resolution.infos.get(target.disk_id)
+            if target in full and target.disk_id in listed and info is not None:
+                left = info.snapshot_count - freed.get(target.disk_id, 0)
+                if left >= quota:
+                    message = (
+                        f"the disk holds {info.snapshot_count} snapshots, its quota is {quota}, and the "
+                        "retention rules keep every snapshot they could delete "
+                        f"(freed {freed.get(target.disk_id, 0)}): no snapshot was made"
+                    )
+                    refused.append(
+                        (
+                            target.position,
+                            SnapshotResult.failure(
+                                target.disk_id,
+                                target.snapshot_name,
+                                SeedCode.SNAPSHOT_QUOTA_EXCEEDED,
+                                message,
+                                region=target.region,
+                            ),
+                        )
+                    )
+                    continue
+            eligible.append(target)
+        narrowed = replace(resolution, eligible=eligible, refused=[*resolution.refused, *refused])
+        return narrowed, [*refused, *records]
 
     # -- planning ----------------------------------------------------------------------------------
 

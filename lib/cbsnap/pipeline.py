@@ -39,6 +39,7 @@ from cbsnap.snapshots import ApiProvider, SnapshotService
 from cbsnap.workers import Parallel, sequential
 
 if TYPE_CHECKING:
+    from cbsnap.copies import Copier, CopyWork
     from cbsnap.fanout import FanOut
     from cbsnap.janitor import Janitor
     from cbsnap.logs import Log
@@ -84,6 +85,7 @@ class Pipeline:
         parallel: Parallel = sequential,
         fanout: FanOut | None = None,
         notifier: Callable[[], Notifier] | None = None,
+        copier: Callable[[], Copier] | None = None,
         default_retain_days: Callable[[str], int] = lambda trigger: 0,
         pace: Callable[[float | None], None] = lambda rate: None,
         delivery_grace: float = 0.0,
@@ -101,6 +103,8 @@ class Pipeline:
         self._fanout = fanout
         self._make_notifier = notifier
         self._notifier: Notifier | None = None
+        self._make_copier = copier
+        self._copier: Copier | None = None
         self._default_retain_days = default_retain_days
         self._pace = pace
         self._grace = delivery_grace
@@ -153,16 +157,22 @@ class Pipeline:
         return Outcome(results, fanout=fanout)
 
     def handle(self, request: Request, deadline: Deadline) -> Outcome:
-        """Execute ``request``, deliver its results to every sink, schedule its follow-ups."""
+        """Execute ``request``, copy what is usable already, deliver its results to every sink,
+        and schedule its follow-ups (completion events, copies of snapshots not usable yet)."""
         outcome = self.execute(request, deadline)
         meta = request.meta
+        options = request.options
+        copy_work: dict[str, CopyWork] = {}
+        wants_copies = options is not None and options.copy_ is not None and not options.dryRun
+        if wants_copies and options is not None and options.copy_ is not None and self.copier is not None:
+            outcome.results, copy_work = self.copier.at_once(outcome.results, options.copy_, meta, deadline)
         outcome.results = self._stamped(outcome.results, meta)
         outcome.delivery = self.deliver(outcome.results, meta, deadline)
-        options = request.options
-        if options is not None and options.notify == "completed" and not options.dryRun:
+        notify = options is not None and options.notify == "completed" and not options.dryRun
+        if notify or copy_work:
             notifier = self.notifier
             if notifier is not None:
-                chain = notifier.start(outcome.results, meta, deadline)
+                chain = notifier.start(outcome.results, meta, deadline, notify=notify, copies=copy_work)
                 outcome.delivery.extend(chain.delivery)
                 outcome.unscheduled.extend(chain.unscheduled)
         return outcome
@@ -233,6 +243,13 @@ class Pipeline:
         return self._notifier
 
     @property
+    def copier(self) -> Copier | None:
+        """The cross-region copier, built on first use (None when not wired)."""
+        if self._copier is None and self._make_copier is not None:
+            self._copier = self._make_copier()
+        return self._copier
+
+    @property
     def janitor(self) -> Janitor:
         """The retention janitor, built (and imported) on first use: most requests have no rule."""
         if self._janitor is None:
@@ -273,8 +290,12 @@ class Pipeline:
             summary = report.to_dict()
             self._logger.info("fanout.dispatched", extra={"request_key": request.meta.request_key, **summary})
             return placed + handed, summary
+        made_room: list[Placed] = []
+        if options.retention is not None:  # a disk at its quota gets its retention first
+            resolution, made_room = self.janitor.make_room(resolution, options.retention, deadline)
         created = self._snapshots.snapshot(request, resolution, deadline)
         placed.extend(created)
+        placed.extend(made_room)  # after the disk's create result (a stable sort by position)
         if options.retention is not None:  # each disk's delete records follow its create
             placed.extend(self.janitor.after_create(options.retention, created, deadline))
         return placed, None

@@ -8,7 +8,7 @@ snapshot already CREATING, and whether this request already made its snapshot
 
 from __future__ import annotations
 
-from cbsnap.cbs import DESCRIBE_SNAPSHOTS_MAX_DISKS, DiskInfo, SnapshotInfo
+from cbsnap.cbs import DESCRIBE_SNAPSHOTS_MAX_DISKS, SNAPSHOT_QUOTA, DiskInfo, SnapshotInfo
 from cbsnap.codes import SeedCode
 from cbsnap.errors import CloudError, DeadlineReached
 from cbsnap.lookup import KeyedLookup
@@ -20,7 +20,6 @@ from cbsnap.selectors import Resolution, failure
 from cbsnap.snapshots import ApiProvider
 from cbsnap.workers import Parallel, sequential
 
-SNAPSHOT_QUOTA = 64  # per disk, Tencent's documented limit
 PLAN = "plan"
 
 
