@@ -146,7 +146,7 @@ class Copier:
                 finished.append(ref)
                 self._logger.info(
                     "copy.finished",
-                    extra={"source": source_id, "region": region, **ref.to_dict()},
+                    extra={"source": source_id, "copy": ref.to_dict()},
                 )
             refs.append(ref)
         return work.model_copy(update={"made": made, "done": done}), refs, finished

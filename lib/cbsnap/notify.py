@@ -381,7 +381,7 @@ class Notifier:
             for region in snap.copies.open_regions
         ]
         for ref in refs:
-            self._logger.warning("copy.failed", extra={"source": snap.snapshotId, **ref.to_dict()})
+            self._logger.warning("copy.failed", extra={"source": snap.snapshotId, "copy": ref.to_dict()})
         return [_copy_event(link, snap, ref) for ref in refs]
 
     def _given_up(
