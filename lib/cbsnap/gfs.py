@@ -78,37 +78,42 @@ class Verdict:
         return bool(self.kept_by)
 
 
-def apply_rules(snapshots: Sequence[Dated], rules: Mapping[str, int], zone: tzinfo) -> dict[str, Verdict]:
+def apply_rules(
+    snapshots: Sequence[Dated], rules: Mapping[str, int], zone: tzinfo, *, explain: bool = True
+) -> dict[str, Verdict]:
     """Every snapshot's :class:`Verdict` under the count ``rules`` (``keepLast`` and generations).
 
     ``snapshots`` may come in any order; ties in time keep their given order (the first
-    given counts as the newer). Pure.
+    given counts as the newer). With ``explain`` False the verdicts of snapshots no rule
+    keeps carry no ``would_keep`` (each rule stops at its last kept bucket). Pure.
     """
     order = sorted(range(len(snapshots)), key=lambda i: (-snapshots[i].created, i))
+    local: list[datetime] | None = None
     kept: dict[str, list[str]] = {s.snapshot_id: [] for s in snapshots}
-    would: dict[str, dict[str, int]] = {s.snapshot_id: {} for s in snapshots}
+    would: dict[str, dict[str, int]] = {}
     for rule in RULE_ORDER:
         count = rules.get(rule)
         if not count:
             continue
         bucket_of = GENERATIONS.get(rule)
+        if bucket_of is not None and local is None:
+            local = [datetime.fromtimestamp(s.created, zone) for s in snapshots]
         last: object = object()
         ordinal = 0
         for rank, index in enumerate(order):
             snap = snapshots[index]
-            if bucket_of is None:  # keepLast: every snapshot is its own bucket
-                bucket: object = rank
-            else:
-                bucket = bucket_of(datetime.fromtimestamp(snap.created, zone))
+            bucket: object = rank if bucket_of is None or local is None else bucket_of(local[index])
             if bucket == last:
                 continue  # an older snapshot of a bucket already represented
             last = bucket
             ordinal += 1
             if ordinal <= count:
                 kept[snap.snapshot_id].append(rule)
+            elif not explain:
+                break
             else:
-                would[snap.snapshot_id][rule] = ordinal
-    return {sid: Verdict(tuple(rules_), {} if rules_ else would[sid]) for sid, rules_ in kept.items()}
+                would.setdefault(snap.snapshot_id, {})[rule] = ordinal
+    return {sid: Verdict(tuple(by), {} if by else would.get(sid, {})) for sid, by in kept.items()}
 
 
 def describe_would_keep(verdict: Verdict) -> str:

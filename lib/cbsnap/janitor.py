@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from dataclasses import dataclass, field, replace
 from datetime import timezone
 
@@ -94,9 +95,13 @@ class DiskScope:
     name: str | None
     position: int = 0
     just_made: frozenset[str] = frozenset()
-    # True when a snapshot is about to be made (quota room, dry runs): the rules then count a
-    # new snapshot of the scope's name, made now, as the newest; it is never in any record.
+    # True when a snapshot is about to be made (dry runs, quota room): the rules then count a
+    # new snapshot of the scope's name as the newest; it is never in any record. Made "now" in a
+    # dry run's prediction. ``cautious`` (making room) dates it like the newest snapshot in scope,
+    # and keeps that one: the new snapshot's CreateTime is not known yet, and whatever it turns
+    # out to be, the rules then delete at least what this plan does (docs/retention.md).
     expecting_new: bool = False
+    cautious: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,7 @@ def owned(snapshot: SnapshotInfo) -> bool:
     return snapshot.tags.get(OWNER_TAG) == OWNER_VALUE
 
 
+@lru_cache(maxsize=4096)  # a disk's snapshots are ranked and bucketed many times a run
 def create_time(value: str) -> float | None:
     """Epoch seconds of a zone-less ``YYYY-MM-DD HH:MM:SS`` CreateTime; None if unreadable.
 
@@ -175,8 +181,16 @@ def select(snapshots: Iterable[SnapshotInfo], scope: DiskScope, retention: Reten
     """
     listed = list({s.snapshot_id: s for s in snapshots}.values())
     if scope.expecting_new:
-        listed.insert(0, _expected(scope, now))
-        scope = replace(scope, just_made=scope.just_made | {EXPECTED_ID})
+        made_at, keep = now, frozenset({EXPECTED_ID})
+        if scope.cautious:
+            dated = [
+                (t, s.snapshot_id) for s in listed if in_scope(s, scope) and (t := create_time(s.create_time))
+            ]
+            if dated:
+                made_at, newest = max(dated)
+                keep |= {newest}
+        listed.insert(0, _expected(scope, made_at))
+        scope = replace(scope, just_made=scope.just_made | keep)
     scoped = [(i, s) for i, s in enumerate(listed) if in_scope(s, scope)]
 
     def newest_first(pair: tuple[int, SnapshotInfo]) -> tuple[int, float, int]:
@@ -471,29 +485,38 @@ class Janitor:
         if not full:
             return resolution, []
         scopes = [
-            DiskScope(t.disk_id, t.region or self._region, t.snapshot_name, t.position, expecting_new=True)
+            DiskScope(
+                t.disk_id,
+                t.region or self._region,
+                t.snapshot_name,
+                t.position,
+                expecting_new=True,
+                cautious=True,
+            )
             for t in full
         ]
         plan = self.plan(scopes, retention, deadline)
-        records = self.execute(plan, deadline)
+        # Delete only where it makes room: on a disk the rules cannot free a place on, deleting
+        # would lose snapshots they still keep, for a snapshot that is not made after all.
+        fits = Plan([d for d in plan.disks if d.error is None and self._frees(d, resolution, quota)])
+        records = self.execute(fits, deadline)
         freed: dict[str, int] = {}
-        for disk in plan.disks:
-            ids = {s.snapshot_id for s in disk.to_delete}
-            freed[disk.scope.disk_id] = sum(
-                1 for _, r in records if r.ok and r.snapshotId in ids and r.storageId == disk.scope.disk_id
-            )
-        listed = {d.scope.disk_id for d in plan.disks if d.error is None}
+        for fitting in fits.disks:
+            ids = {s.snapshot_id for s in fitting.to_delete}
+            freed[fitting.scope.disk_id] = sum(1 for _, r in records if r.ok and r.snapshotId in ids)
+        listed = {d.scope.disk_id: d for d in plan.disks if d.error is None}
         refused: list[Placed] = []
         eligible = []
         for target in resolution.eligible:
             info = resolution.infos.get(target.disk_id)
-            if target in full and target.disk_id in listed and info is not None:
+            listing = listed.get(target.disk_id)
+            if target in full and listing is not None and info is not None:
                 left = info.snapshot_count - freed.get(target.disk_id, 0)
                 if left >= quota:
                     message = (
-                        f"the disk holds {info.snapshot_count} snapshots, its quota is {quota}, and the "
-                        "retention rules keep every snapshot they could delete "
-                        f"(freed {freed.get(target.disk_id, 0)}): no snapshot was made"
+                        f"the disk holds {info.snapshot_count} of its {quota} snapshots and the retention "
+                        f"rules would delete {len(listing.to_delete)} of them (freed "
+                        f"{freed.get(target.disk_id, 0)}): they keep the rest, so no snapshot was made"
                     )
                     refused.append(
                         (
@@ -511,6 +534,12 @@ class Janitor:
             eligible.append(target)
         narrowed = replace(resolution, eligible=eligible, refused=[*resolution.refused, *refused])
         return narrowed, [*refused, *records]
+
+    @staticmethod
+    def _frees(disk: DiskPlan, resolution: Resolution, quota: int) -> bool:
+        """True when deleting what ``disk``'s plan selects brings the disk under ``quota``."""
+        info = resolution.infos.get(disk.scope.disk_id)
+        return info is not None and info.snapshot_count - len(disk.to_delete) < quota
 
     # -- planning ----------------------------------------------------------------------------------
 

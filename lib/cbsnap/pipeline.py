@@ -153,7 +153,8 @@ class Pipeline:
         if options.action == "prune":  # every result of a prune is a delete record, dry run or not
             results = [r if r.action else r.model_copy(update={"action": DELETE_ACTION}) for r in results]
         elif options.dryRun:
-            results = [r.model_copy(update={"action": DRY_RUN_ACTION}) for r in results]
+            # retention's "would delete" records keep their action, as in a prune's dry run
+            results = [r if r.action else r.model_copy(update={"action": DRY_RUN_ACTION}) for r in results]
         return Outcome(results, fanout=fanout)
 
     def handle(self, request: Request, deadline: Deadline) -> Outcome:
@@ -276,7 +277,8 @@ class Pipeline:
         if options.dryRun:
             from cbsnap.plan import Planner
 
-            planner = Planner(self.apis, lookup=self._lookup, parallel=self._parallel)
+            janitor = self.janitor if options.retention is not None else None
+            planner = Planner(self.apis, lookup=self._lookup, parallel=self._parallel, janitor=janitor)
             return placed + planner.plan(request, resolution, deadline), None
         if options.consistent:
             from cbsnap.groups import ConsistentGroups

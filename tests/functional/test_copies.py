@@ -125,9 +125,9 @@ def test_ten_deliveries_with_lost_copy_replies_leave_exactly_one_owned_expiring_
         assert abs((expires - began) - timedelta(days=7)) <= timedelta(minutes=1)
     assert emu.faults_injected.get("lost_reply") == 4
     # one call per region sufficed: each lost reply was answered by finding the copy by its name
-    assert sorted(c["params"]["DestinationRegions"][0] for c in emu.calls("CopySnapshotCrossRegions")) == sorted(
-        REGIONS
-    )
+    assert sorted(
+        c["params"]["DestinationRegions"][0] for c in emu.calls("CopySnapshotCrossRegions")
+    ) == sorted(REGIONS)
 
 
 def test_a_usable_source_is_copied_at_once_and_the_chain_finishes_tagging_and_expiry(emu: Emulator) -> None:
@@ -185,7 +185,9 @@ def test_a_conflict_with_someone_elses_running_copy_waits_then_copies_once(emu: 
     theirs = [c for c in copies_in(emu, "ap-shanghai") if c["SnapshotName"] == "theirs"]
     assert len(mine) == 1 and tags(mine[0])[OWNER_TAG] == OWNER_VALUE
     assert len(theirs) == 1 and tags(theirs[0]) == {}, "the other tool's copy is never touched"
-    assert any(c["error"] == "ResourceInUse.CopySnapshotConflict" for c in emu.calls("CopySnapshotCrossRegions"))
+    assert any(
+        c["error"] == "ResourceInUse.CopySnapshotConflict" for c in emu.calls("CopySnapshotCrossRegions")
+    )
 
 
 @pytest.mark.parametrize(
@@ -210,7 +212,10 @@ def test_bad_copy_fields_are_9003(emu: Emulator, copy: dict[str, Any], problem: 
 
 def test_copy_travels_in_fan_out_chunks(emu: Emulator) -> None:
     cloud = Cloud(emu, fanout_threshold=1, fanout_chunk=1, notify_poll=1.0)
-    document = {"disks": ["disk-aaaaaaa1", "disk-aaaaaaa2"], "copy": {"regions": ["ap-tokyo"], "retainDays": 3}}
+    document = {
+        "disks": ["disk-aaaaaaa1", "disk-aaaaaaa2"],
+        "copy": {"regions": ["ap-tokyo"], "retainDays": 3},
+    }
     index_handler(document, scf_context())
     chunks = [json.loads(i["event"]) for i in emu.invocations("pending")]
     assert [c["request"]["copy"] for c in chunks] == [{"regions": ["ap-tokyo"], "retainDays": 3}] * 2
