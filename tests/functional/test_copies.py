@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -86,7 +86,7 @@ def test_ten_deliveries_with_lost_copy_replies_leave_exactly_one_owned_expiring_
     emu: Emulator,
 ) -> None:
     """issue 13's done-when: copy to two regions, delivered 10 times, some in fresh processes."""
-    cloud = Cloud(emu, notify_poll=1.0)
+    Cloud(emu, notify_poll=1.0)  # deliveries here: a runtime whose sleep moves the emulator clock
     # lost replies: both first copy calls, and one of each follow-up call (tag, expiry)
     emu.add_fault(Fault(action="CopySnapshotCrossRegions", kind="lost_reply", times=2))
     emu.add_fault(Fault(action="TagResources", kind="lost_reply", times=1))
@@ -234,7 +234,3 @@ def test_a_dry_run_lists_the_copies_it_would_make_and_mutates_nothing(emu: Emula
     assert "would copy to ap-shanghai, ap-beijing" in result["message"]
     mutating = ("CreateSnapshot", "CopySnapshotCrossRegions", "TagResources", "ModifySnapshotAttribute")
     assert [c for c in emu.calls() if c["action"] in mutating] == [] and emu.invocations() == []
-
-
-def now_utc(emulator: Emulator) -> datetime:
-    return datetime.fromtimestamp(emulator.now, timezone.utc)
