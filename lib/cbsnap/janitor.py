@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from functools import lru_cache
 from dataclasses import dataclass, field, replace
 from datetime import timezone
+from functools import lru_cache
 
 from cbsnap.cbs import DESCRIBE_SNAPSHOTS_MAX_DISKS, MAX_PAGES, SNAPSHOT_QUOTA, CbsApi, SnapshotInfo
 from cbsnap.cbs_time import format_cbs_time, parse_cbs_time
