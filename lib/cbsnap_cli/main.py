@@ -235,7 +235,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps(response, indent=2, ensure_ascii=False))
     else:
         print(_table(response["results"]))
-        print(f"\n{response['succeeded']} of {response['total']} disks would be snapshotted.")
+        # retention's "would delete" records are rows of their own, not disks
+        disks = [r for r in response["results"] if r.get("action") != "delete"]
+        ready = sum(1 for r in disks if r.get("code") == 0)
+        print(f"\n{ready} of {len(disks)} disks would be snapshotted.")
+        deletes = len(response["results"]) - len(disks)
+        if deletes:
+            print(f"{deletes} snapshot(s) would be deleted by retention.")
     return 0 if response["succeeded"] == response["total"] else 1
 
 

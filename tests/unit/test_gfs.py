@@ -141,3 +141,10 @@ def test_select_with_generations_and_max_age_protects_young_snapshots() -> None:
     young = select(listed, scope, Retention(daily=7, weekly=4, maxAgeDays=20), now.timestamp())
     assert {s.snapshot_id for s in young.to_delete} == {s for s in gone if int(s[5:]) <= 9}
     assert all("would have kept it" in c.why or "no rule" in c.why for c in plan.candidates)
+
+
+def test_the_copy_regions_are_the_emulators_regions() -> None:
+    from cbsnap.regions import KNOWN_REGIONS
+    from cbsnap_emulator.state import KNOWN_REGIONS as EMULATED
+
+    assert KNOWN_REGIONS == EMULATED
