@@ -164,9 +164,9 @@ class Pipeline:
         meta = request.meta
         options = request.options
         copy_work: dict[str, CopyWork] = {}
-        wants_copies = options is not None and options.copy_ is not None and not options.dryRun
-        if wants_copies and options is not None and options.copy_ is not None and self.copier is not None:
-            outcome.results, copy_work = self.copier.at_once(outcome.results, options.copy_, meta, deadline)
+        spec = options.copy_ if options is not None and not options.dryRun else None
+        if spec is not None and self.copier is not None:  # what is usable already is copied now
+            outcome.results, copy_work = self.copier.at_once(outcome.results, spec, meta, deadline)
         outcome.results = self._stamped(outcome.results, meta)
         outcome.delivery = self.deliver(outcome.results, meta, deadline)
         notify = options is not None and options.notify == "completed" and not options.dryRun
