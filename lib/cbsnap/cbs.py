@@ -54,6 +54,10 @@ class SnapshotInfo:
     deadline_time: str | None
     image_count: int
     tags: Mapping[str, str] = field(default_factory=dict)
+    # ShareReference: how many accounts it is shared with (the janitor never deletes a shared one);
+    # shared_in: SnapshotType SHARED_SNAPSHOT, another account's snapshot shared with this one.
+    share_count: int = 0
+    shared_in: bool = False
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,8 @@ def _snapshot_info(s: Any) -> SnapshotInfo:
         deadline_time=s.DeadlineTime or None,
         image_count=int(s.ImageCount or 0),
         tags=_tags(s.Tags),
+        share_count=int(getattr(s, "ShareReference", 0) or 0),
+        shared_in=getattr(s, "SnapshotType", None) == "SHARED_SNAPSHOT",
     )
 
 

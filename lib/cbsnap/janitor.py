@@ -75,6 +75,7 @@ _PRUNABLE_REFUSALS = frozenset({SeedCode.SNAPSHOT_NOT_SUPPORTED, SeedCode.DISK_T
 _WHOLE_BATCH_CODES = frozenset({SeedCode.AUTH_FAILURE, SeedCode.REQUEST_LIMIT_EXCEEDED})
 _CREATING = "ResourceUnavailable.SnapshotCreating"
 _HAS_IMAGE = "UnsupportedOperation.SnapshotHasBindedImage"
+_SHARED = "UnsupportedOperation.SnapHasShared"
 _NOT_NORMAL = "InvalidSnapshot.NotSupported"
 
 
@@ -301,6 +302,12 @@ def _judge(snap: SnapshotInfo, why: str = "") -> Candidate:
     if snap.state != "NORMAL":
         state = snap.state or "in an unknown state"
         return Candidate(snap, seed_code_for(_NOT_NORMAL), f"not deleted: {_NOT_NORMAL}: {sid} is {state}")
+    if snap.share_count > 0 or snap.shared_in:
+        return Candidate(
+            snap,
+            seed_code_for(_SHARED),
+            f"not deleted: {_SHARED}: {sid} is shared with {snap.share_count or 'this'} account(s)",
+        )
     if snap.image_count > 0:
         return Candidate(
             snap,

@@ -148,3 +148,20 @@ def test_the_copy_regions_are_the_emulators_regions() -> None:
     from cbsnap_emulator.state import KNOWN_REGIONS as EMULATED
 
     assert KNOWN_REGIONS == EMULATED
+
+
+def test_shared_and_image_bound_snapshots_are_never_deleted() -> None:
+    from dataclasses import replace
+
+    now = START + timedelta(days=10)
+    listed = [snapshot(f"snap-{i:08d}", START + timedelta(days=i)) for i in range(10)]
+    listed[0] = replace(listed[0], share_count=2)
+    listed[1] = replace(listed[1], shared_in=True)
+    listed[2] = replace(listed[2], image_count=1)
+    plan = select(
+        listed, DiskScope("disk-gfs00001", "ap-guangzhou", "nightly"), Retention(daily=3), now.timestamp()
+    )
+    skipped = {c.snapshot.snapshot_id: c for c in plan.skipped}
+    assert set(skipped) == {"snap-00000000", "snap-00000001", "snap-00000002"}
+    assert skipped["snap-00000000"].skip == 16026 and "SnapHasShared" in skipped["snap-00000000"].reason
+    assert {s.snapshot_id for s in plan.to_delete} == {f"snap-{i:08d}" for i in range(3, 7)}
