@@ -32,6 +32,15 @@ its outcome) and consumers drop repeats by it (docs/pre-deploy.md).
 
 A link whose follow-up cannot be handed on reports it (``Outcome.unscheduled``); the handler
 then raises so SCF retries the link, and the claims keep that retry from re-sending events.
+
+**Copies ride the same chain** (:mod:`cbsnap.copies`, docs/copies.md). The chain starts when a
+request has ``notify`` *or* ``copy``; an item may carry ``copies`` (a :class:`~cbsnap.copies.CopyWork`:
+regions, ``retainDays``, the key, the copy IDs made, the regions done) and ``notified`` (its
+completion was handled, or never asked for: ``"notify": false`` on a link that only copies). Once
+an item's snapshot is NORMAL, the link runs the copy step for it and keeps it pending while any
+copy still needs copying, tagging or its expiry, or a conflict is being resolved. With ``notify``
+each copy ends with ``snapshot.copied`` or ``snapshot.copy_failed`` (``eventId``
+``copy/<snapshotId>/<region>``, claimed like the others); without it the outcomes are logged.
 """
 
 from __future__ import annotations
