@@ -1,8 +1,9 @@
-"""SCF API Gateway trigger (integrated response) → snapshots, seed-compatible.
+"""SCF HTTP events (API Gateway with integrated response, or the function URL) → snapshots.
 
 Routes: ``POST /snapshots`` (a JSON request document), ``GET|POST /v2/index.php?Action=CreateSnapshot&…``
-(the seed's endpoint) and ``GET /snapshots/{snapshotId}``. Every request carries
-``X-Cbsnap-Timestamp`` and ``X-Cbsnap-Signature`` (``cbsnap sign`` makes them);
+(the seed's endpoint), ``GET /snapshots/{snapshotId}`` and ``POST /push/cmq?token=…`` (a TDMQ-CMQ
+topic's HTTP push). Every request but a push carries ``X-Cbsnap-Timestamp`` and
+``X-Cbsnap-Signature`` (``cbsnap sign`` makes them), whichever way it came in;
 statuses and auth are documented in docs/triggers.md.
 
 Example event (``events/apigw-snapshots.json``, abridged)::
@@ -23,5 +24,5 @@ from cbsnap.webhook import WallClock, handle_webhook
 
 
 def main_handler(event: Any, context: Any, *, clock: WallClock = time.time) -> dict[str, Any]:
-    """Answer one API Gateway event: ``{"isBase64Encoded", "statusCode", "headers", "body"}``."""
+    """Answer one HTTP event: ``{"isBase64Encoded", "statusCode", "headers", "body"}``."""
     return handle_webhook(event, context, get_runtime(), clock=clock)

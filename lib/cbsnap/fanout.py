@@ -142,10 +142,12 @@ class FanOut:
         self._chunk_size = max(1, min(chunk_size, threshold))
         self._rate_limit = rate_limit
 
-    def should_split(self, resolution: Resolution) -> bool:
+    def should_split(self, resolution: Resolution, threshold: int | None = None) -> bool:
         """True when the request has more eligible disks than one invocation should take
-        (and chunks can be handed on from here)."""
-        return len(resolution.eligible) > self._threshold and self._transport.ready
+        (the configured threshold, or a lower one the caller needs), and chunks can be
+        handed on from here."""
+        limit = self._threshold if threshold is None else min(threshold, self._threshold)
+        return len(resolution.eligible) > limit and self._transport.ready
 
     def chunks(self, request: Request, resolution: Resolution) -> list[Chunk]:
         """The chunk envelopes, one region each, in a deterministic order."""

@@ -10,6 +10,7 @@ powertools' ``LambdaPowertoolsFormatter``, so nothing is shared between runtimes
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from contextvars import ContextVar
@@ -17,6 +18,7 @@ from typing import IO, Any
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from cbsnap.jsonsafe import safe_dumps
 from cbsnap.sinks import Redactor
 
 # The invocation being served on this thread of control (SCF runs one at a time per
@@ -26,7 +28,9 @@ _request_id: ContextVar[str | None] = ContextVar("cbsnap_request_id", default=No
 
 class _Formatter(LambdaPowertoolsFormatter):
     def __init__(self, redactor: Redactor, service: str) -> None:
-        super().__init__()
+        # Every line valid UTF-8 JSON, whatever a record holds (NaN, a lone surrogate): a line
+        # stdout cannot encode is dropped whole, results and all (cbsnap.jsonsafe).
+        super().__init__(json_serializer=functools.partial(safe_dumps, separators=(",", ":")))
         self._redact = redactor
         self.append_keys(service=service)
 

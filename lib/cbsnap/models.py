@@ -8,6 +8,7 @@ leaves it as a :class:`DiskTarget`.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -229,6 +230,10 @@ class RequestOptions(BaseModel):
             return None
         if _depth(value) > MAX_CORRELATION_DEPTH:
             raise ValueError(f"must nest at most {MAX_CORRELATION_DEPTH} levels deep")
+        problem = _unwritable(value)
+        if problem is not None:
+            # Refused, not rewritten: the caller asked for exactly this to be echoed back.
+            raise ValueError(problem)
         if len(json.dumps(value, default=str)) > MAX_CORRELATION_BYTES:
             raise ValueError(f"must serialise to at most {MAX_CORRELATION_BYTES} bytes")
         return value
@@ -428,3 +433,39 @@ def _depth(value: Any) -> int:
         elif isinstance(node, list):
             stack.extend((child, level + 1) for child in node)
     return deepest
+
+
+def _unwritable(value: Any) -> str | None:
+    """Where ``value`` holds what JSON or UTF-8 cannot carry, named; None when it is clean.
+
+    ``NaN`` and ``±Infinity`` (Python's json reads them) are not JSON: an answer echoing one
+    is not JSON either. A lone surrogate (JSON ``"\ud800"``) cannot be encoded as UTF-8: the
+    log line echoing it cannot be written. Both are found here, iteratively (the depth is
+    bounded before this runs), with the path of the first one in the message.
+    """
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            spelled = "NaN" if math.isnan(node) else ("Infinity" if node > 0 else "-Infinity")
+            return f"{path or 'value'}: must be a finite number, got {spelled}"
+        if isinstance(node, str) and not _is_text(node):
+            return f"{path or 'value'}: is not valid Unicode text (it holds a lone surrogate)"
+        if isinstance(node, dict):
+            for key, child in reversed(list(node.items())):
+                text = str(key)
+                label = (text if text.isprintable() else ascii(text))[:_ECHO_LIMIT]
+                if not _is_text(text):
+                    return f"key {label}: is not valid Unicode text (it holds a lone surrogate)"
+                stack.append((child, f"{path}.{label}" if path else label))
+        elif isinstance(node, list):
+            stack.extend((child, f"{path}[{i}]") for i, child in reversed(list(enumerate(node))))
+    return None
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

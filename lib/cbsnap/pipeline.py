@@ -127,18 +127,19 @@ class Pipeline:
             now=self._wall_clock(),
         )
 
-    def execute(self, request: Request, deadline: Deadline) -> Outcome:
+    def execute(self, request: Request, deadline: Deadline, *, split_above: int | None = None) -> Outcome:
         """Resolve the disks and run the use case the request asks for; one result per disk.
 
         Never raises for cloud failures: every disk ends with a result. A configuration
-        problem (no credentials…) is every disk's result.
+        problem (no credentials…) is every disk's result. ``split_above`` lowers the fan-out
+        threshold for this request (a caller that must answer quickly).
         """
         options = request.options
         if options is None or not request.runnable:
             return Outcome(in_order(request.rejections))
         try:
             resolution = self._resolver.resolve(request, deadline)
-            placed, fanout = self._dispatch(request, resolution, deadline)
+            placed, fanout = self._dispatch(request, resolution, deadline, split_above)
         except ConfigurationError as exc:
             message = f"configuration: {exc}"
             placed = [
@@ -157,10 +158,10 @@ class Pipeline:
             results = [r if r.action else r.model_copy(update={"action": DRY_RUN_ACTION}) for r in results]
         return Outcome(results, fanout=fanout)
 
-    def handle(self, request: Request, deadline: Deadline) -> Outcome:
+    def handle(self, request: Request, deadline: Deadline, *, split_above: int | None = None) -> Outcome:
         """Execute ``request``, copy what is usable already, deliver its results to every sink,
         and schedule its follow-ups (completion events, copies of snapshots not usable yet)."""
-        outcome = self.execute(request, deadline)
+        outcome = self.execute(request, deadline, split_above=split_above)
         meta = request.meta
         options = request.options
         copy_work: dict[str, CopyWork] = {}
@@ -267,7 +268,7 @@ class Pipeline:
     # -- dispatch ---------------------------------------------------------------------------------
 
     def _dispatch(
-        self, request: Request, resolution: Resolution, deadline: Deadline
+        self, request: Request, resolution: Resolution, deadline: Deadline, split_above: int | None
     ) -> tuple[list[Placed], dict[str, Any] | None]:
         options = request.options
         assert options is not None
@@ -287,7 +288,7 @@ class Pipeline:
                 self.apis, lookup=self._lookup, creator=self._creator, parallel=self._parallel
             )
             return placed + groups.snapshot(request, resolution, deadline), None
-        if self._fanout is not None and self._fanout.should_split(resolution):
+        if self._fanout is not None and self._fanout.should_split(resolution, split_above):
             handed, report = self._fanout.dispatch(request, resolution, deadline)
             summary = report.to_dict()
             self._logger.info("fanout.dispatched", extra={"request_key": request.meta.request_key, **summary})

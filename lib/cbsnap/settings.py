@@ -16,9 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 DEFAULT_REGION = "ap-guangzhou"
+# The shortest webhook secret and push token accepted: SHA-256's output length (RFC 2104 §3
+# discourages shorter HMAC keys). Kept in step with cbsnap.webauth.MIN_SECRET_BYTES, which
+# this module does not import: settings load on every cold start, the webhook's code does not.
+MIN_SECRET_BYTES = 32
 
 
 class Endpoint(BaseModel):
@@ -71,6 +75,8 @@ class Settings(BaseModel):
     webhook_secret: SecretStr | None = None
     webhook_auth: str = Field(default="hmac", pattern="^(hmac|gateway)$")
     webhook_max_body: int = Field(default=256 * 1024, ge=1024)
+    # CMQ topic pushes to the function URL (cbsnap.push): the token their endpoint carries
+    push_token: SecretStr | None = None
     # at-least-once safety
     redis_url: SecretStr | None = None  # may carry a password: treated as a secret
     retry_horizon_hours: float = Field(default=24.0, gt=0)
@@ -93,6 +99,25 @@ class Settings(BaseModel):
     notify_poll: float = Field(default=5.0, gt=0, le=300)  # seconds between looks within a link
     notify_max_wait: int = Field(default=86_400, ge=1, le=7 * 86_400)  # then snapshot.timeout
 
+    @field_validator("webhook_secret", "push_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """Refuse a short secret at start-up, when it is set: a guessable key protects nothing.
+
+        The message names the variable and the length, never the value.
+        """
+        if value is None:
+            return None
+        size = len(value.get_secret_value().encode("utf-8", "surrogatepass"))
+        if size < MIN_SECRET_BYTES:
+            variable = {"webhook_secret": "CBSNAP_WEBHOOK_SECRET", "push_token": "CBSNAP_PUSH_TOKEN"}
+            name = variable.get(info.field_name or "", info.field_name)
+            raise ValueError(
+                f"{name} must be at least {MIN_SECRET_BYTES} bytes, got {size}; "
+                "generate one with `openssl rand -hex 32`"
+            )
+        return value
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from an environment mapping (``os.environ`` by default)."""
@@ -106,6 +131,7 @@ class Settings(BaseModel):
 
         token = first("TENCENTCLOUD_SESSIONTOKEN", "TENCENTCLOUD_SESSION_TOKEN")
         webhook_secret = first("CBSNAP_WEBHOOK_SECRET")
+        push_token = first("CBSNAP_PUSH_TOKEN")
         redis_url = first("CBSNAP_REDIS_URL")
         default_request = first("CBSNAP_DEFAULT_REQUEST")
         values: dict[str, Any] = {
@@ -121,6 +147,7 @@ class Settings(BaseModel):
             "log_level": first("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL") or "INFO",
             "webhook_secret": SecretStr(webhook_secret) if webhook_secret else None,
             "webhook_auth": first("CBSNAP_WEBHOOK_AUTH") or "hmac",
+            "push_token": SecretStr(push_token) if push_token else None,
             "redis_url": SecretStr(redis_url) if redis_url else None,
             "fanout_function": first("CBSNAP_FANOUT_FUNCTION"),
             "result_queue": first("CBSNAP_RESULT_QUEUE"),
@@ -162,6 +189,8 @@ class Settings(BaseModel):
             found.append(self.session_token.get_secret_value())
         if self.webhook_secret is not None:
             found.append(self.webhook_secret.get_secret_value())
+        if self.push_token is not None:
+            found.append(self.push_token.get_secret_value())
         if self.redis_url is not None:
             password = urlsplit(self.redis_url.get_secret_value()).password
             if password:

@@ -1,4 +1,4 @@
-"""The webhook (API Gateway, integrated response): authentication, routing, status codes.
+"""The webhook (API Gateway or the function URL, integrated response): auth, routing, statuses.
 
 Routes::
 
@@ -7,12 +7,16 @@ Routes::
                                         the seed-compatible endpoint (query or form body)
     GET      /snapshots/{snapshotId}    state and progress of one snapshot;
                                         ``?wait=N``: wait up to N s for NORMAL (200, else 202)
+    POST     /push/cmq?token=…          a TDMQ-CMQ topic's HTTP push (:mod:`cbsnap.push`)
 
-Every request is authenticated first (:mod:`cbsnap.webauth`), fail-closed: with no
+Both ways in read alike (:mod:`cbsnap.events.apigw`) and follow the same rules. Every
+request but a push is authenticated first (:mod:`cbsnap.webauth`), fail-closed: with no
 secret configured everything is refused unless ``CBSNAP_WEBHOOK_AUTH=gateway``
-delegates authentication to API Gateway. Then the body size is checked, then the
-route. Routing is by hand: three routes do not justify powertools' REST resolver,
-which also mis-reads Tencent events (``queryString``, ``multiValueHeaders``).
+delegates authentication to API Gateway (and then only requests that came through it
+are accepted: a function URL has no gateway in front). A push carries a token instead.
+Then the body size is checked, then the route. Routing is by hand: four routes do not
+justify powertools' REST resolver, which also mis-reads Tencent events (``queryString``,
+``multiValueHeaders``).
 
 Statuses (see docs/triggers.md): every disk succeeded → 200; otherwise the
 largest status among the per-disk results (:data:`STATUS_FOR_CODE`; a disk left
@@ -28,7 +32,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -36,20 +40,30 @@ from pydantic import TypeAdapter, ValidationError
 
 from cbsnap.codes import SeedCode
 from cbsnap.errors import CloudError, ConfigurationError, DeadlineReached
-from cbsnap.events.apigw import HttpRequest, parse_apigw_event
+from cbsnap.events.apigw import HttpRequest, parse_http_event
+from cbsnap.events.queue import parse_cmq_push
+from cbsnap.jsonsafe import safe_dumps
 from cbsnap.models import SNAPSHOT_ID_RE, IdempotencyKey, SnapshotResult
 from cbsnap.outcome import Outcome
+from cbsnap.push import (
+    PUSH_BUDGET_SECONDS,
+    PUSH_PATH,
+    push_deadline,
+    push_inline_limit,
+    push_status,
+    token_problem,
+)
 from cbsnap.runtime import Runtime
 from cbsnap.scf import Clock, Deadline
 from cbsnap.selectors import OUT_OF_TIME
 from cbsnap.sinks import RequestMeta
-from cbsnap.webauth import AuthError, signing_payload, verify
+from cbsnap.webauth import IDEMPOTENCY_HEADER, AuthError, signing_payload, verify
 
 WallClock = Callable[[], float]
 Sleep = Callable[[float], None]
 
 TRIGGER = "webhook"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDENTITY_CHARS = 32  # of the signed message's SHA-256: 128 bits name a request
 SNAPSHOTS_PATH = "/snapshots"
 V2_PATH = "/v2/index.php"
 V2_ACTION = "CreateSnapshot"
@@ -103,7 +117,8 @@ class HttpResponse:
             "isBase64Encoded": False,
             "statusCode": self.status,
             "headers": {"Content-Type": "application/json", **self.headers},
-            "body": json.dumps(self.body, ensure_ascii=False),
+            # never NaN, never a lone surrogate, never an exception (cbsnap.jsonsafe)
+            "body": safe_dumps(self.body),
         }
 
 
@@ -159,6 +174,7 @@ class Webhook:
 
     ``sleep`` and ``monotonic`` pace and bound ``GET /snapshots/{id}?wait=N``; tests pass a
     sleep that moves the emulator's state clock and a fake monotonic clock with it.
+    ``push_budget`` caps a CMQ push's run (:data:`cbsnap.push.PUSH_BUDGET_SECONDS`).
     """
 
     def __init__(
@@ -168,12 +184,14 @@ class Webhook:
         clock: WallClock = time.time,
         sleep: Sleep = time.sleep,
         monotonic: Clock = time.monotonic,
+        push_budget: float = PUSH_BUDGET_SECONDS,
     ) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.clock = clock
         self.sleep = sleep
         self.monotonic = monotonic
+        self.push_budget = push_budget
 
     # -- entry ---------------------------------------------------------------------
 
@@ -186,8 +204,10 @@ class Webhook:
             return error_response(500, SeedCode.INTERNAL_ERROR, "internal error").to_scf()
 
     def _handle(self, event: Any, context: Any) -> HttpResponse:
-        request = parse_apigw_event(event)
-        problem = self._authenticate(request)
+        request = parse_http_event(event)
+        if request.path == PUSH_PATH:  # CMQ cannot sign: a push carries a token instead
+            return self._push(request, context)
+        problem, request = self._authenticate(request)
         if problem is not None:
             return self._refuse(request, error_response(401, SeedCode.AUTH_FAILURE, problem))
         if request.problem is not None:
@@ -198,22 +218,27 @@ class Webhook:
             return self._refuse(request, error_response(413, SeedCode.INVALID_PARAMETER, message))
         return self._route(request, context)
 
-    def _authenticate(self, request: HttpRequest) -> str | None:
-        """None when the request may proceed, else the reason it may not (fail-closed)."""
+    def _authenticate(self, request: HttpRequest) -> tuple[str | None, HttpRequest]:
+        """(None, the request with its identity) when it may proceed, else (the reason, it).
+
+        Fail-closed. A verified request's identity is the digest of what its caller signed.
+        """
         secret = self.settings.webhook_secret
         if secret is None:
-            if self.settings.webhook_auth == "gateway":
-                return None  # API Gateway authenticated the caller (app auth, keys, …)
-            return "webhook authentication is not configured"
+            if self.settings.webhook_auth != "gateway":
+                return "webhook authentication is not configured", request
+            if not request.via_gateway:  # a function URL has no gateway in front to have checked
+                return "CBSNAP_WEBHOOK_AUTH=gateway accepts only requests through API Gateway", request
+            return None, request  # API Gateway authenticated the caller (app auth, keys, …)
         # With a secret the signature is checked even in gateway mode: defence in depth.
         if request.problem is not None:
-            return f"cannot verify the signature: {request.problem}"
+            return f"cannot verify the signature: {request.problem}", request
         try:
             payload = signing_payload(request.body, request.query)
-            verify(secret.get_secret_value(), request.headers, payload, self.clock())
+            identity = verify(secret.get_secret_value(), request.headers, payload, self.clock())
         except AuthError as exc:
-            return exc.reason
-        return None
+            return exc.reason, request
+        return None, replace(request, identity=identity)
 
     def _refuse(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         """Log a request answered with an error and no request run (nothing goes to the sinks)."""
@@ -258,12 +283,17 @@ class Webhook:
         """The request's identity.
 
         An ``Idempotency-Key`` names the request as an explicit ``idempotencyKey`` does
-        (``key/<key>``, the runtime's rule for every trigger). Otherwise each call is new:
-        ``webhook/<API Gateway requestId>``, or a random id when the event has none (the
-        only key nothing can exist for yet).
+        (``key/<key>``, the runtime's rule for every trigger; the header is signed). Otherwise
+        a signed request is named by what was signed (``webhook/<digest>``): a replay of it,
+        whatever API Gateway request id it arrives with, is the same request. An unsigned one
+        (gateway mode) is ``webhook/<API Gateway requestId>``, or a random id when the event
+        has none (the only key nothing can exist for yet).
         """
         if key is not None:
             return RequestMeta(trigger=TRIGGER, request_key=f"key/{key}", source_id=request.request_id)
+        if request.identity:
+            request_key = f"{TRIGGER}/{request.identity[:_IDENTITY_CHARS]}"
+            return RequestMeta(trigger=TRIGGER, request_key=request_key, source_id=request.request_id)
         if request.request_id:
             request_key = f"{TRIGGER}/{request.request_id}"
             return RequestMeta(trigger=TRIGGER, request_key=request_key, source_id=request.request_id)
@@ -307,7 +337,13 @@ class Webhook:
         if not request.body.strip():
             return self._reject(request, "the request body is empty: send a JSON request document")
         try:
-            document = json.loads(request.body)
+            # Strictly, unlike json.loads(bytes) (which passes lone surrogates through, and
+            # with them into results and log lines): the encoding as JSON detects it (RFC 8259).
+            text = request.body.decode(json.detect_encoding(request.body))
+        except UnicodeDecodeError:
+            return self._reject(request, "the request body is not valid UTF-8 text")
+        try:
+            document = json.loads(text)
         except (ValueError, RecursionError) as exc:
             return self._reject(request, f"request is not valid JSON: {exc}"[:200])
         if not isinstance(document, dict):
@@ -327,6 +363,50 @@ class Webhook:
             return self._reject(request, f"unknown parameter {_echo(unknown[0])}")
         document: dict[str, Any] = {k: v for k, v in params.items() if k in V2_ACCEPTED and k != "Action"}
         return self._run(request, document, context, seed_shape=True)
+
+    # -- CMQ topic pushes (cbsnap.push) --------------------------------------------------------
+
+    def _push(self, request: HttpRequest, context: Any) -> HttpResponse:
+        """One TDMQ-CMQ push: token, method, size, then the message as a queue message.
+
+        Answered 200 (acknowledged) whatever the per-disk results, except 503 when a disk was
+        left unattempted: CMQ then pushes the message again, under the same ``cmq/<msgId>`` key.
+        """
+        token = self.settings.push_token
+        problem = token_problem(token.get_secret_value() if token else None, request.query)
+        if problem is not None:  # before anything else, and no cloud call
+            return self._refuse(request, error_response(401, SeedCode.AUTH_FAILURE, problem))
+        if request.method != "POST":
+            return self._not_allowed(request, "POST")
+        limit = self.settings.webhook_max_body
+        if len(request.body) > limit:
+            too_large = f"the push body exceeds {limit} bytes"
+            return self._refuse(request, error_response(413, SeedCode.INVALID_PARAMETER, too_large))
+        message = parse_cmq_push(request.body, request.headers)
+        meta = message.meta()
+        pipeline = self.runtime.pipeline
+        deadline = push_deadline(self.runtime.begin_invocation(context), self.monotonic, self.push_budget)
+        if request.problem is not None:
+            outcome = pipeline.reject(f"push: {request.problem}", meta, deadline)
+        elif message.problem is not None:
+            outcome = pipeline.reject(message.problem, meta, deadline)
+        else:
+            # Answer before CMQ's push timeout: a request too large to finish within the budget
+            # is handed on in chunks (asynchronous self-invocations) and answered 202.
+            prepared = pipeline.prepare(message.document, meta)
+            outcome = pipeline.handle(
+                prepared, deadline, split_above=push_inline_limit(self.settings.rate_limit)
+            )
+            meta = prepared.meta
+        response = outcome_response(outcome, meta.request_key, seed_shape=False)
+        response.status = push_status(outcome.needs_redelivery, handed_on=outcome.fanout is not None)
+        response.body["acknowledged"] = not outcome.needs_redelivery
+        if outcome.needs_redelivery:
+            self.runtime.logger.warning(
+                "push.not_acknowledged",
+                extra={"request_key": meta.request_key, "notAttempted": len(outcome.not_attempted)},
+            )
+        return response
 
     # -- describing ----------------------------------------------------------------------
 
@@ -456,5 +536,5 @@ def handle_webhook(
     sleep: Sleep = time.sleep,
     monotonic: Clock = time.monotonic,
 ) -> dict[str, Any]:
-    """Serve one API Gateway event (see :class:`Webhook`)."""
+    """Serve one API Gateway or function URL event (see :class:`Webhook`)."""
     return Webhook(runtime, clock=clock, sleep=sleep, monotonic=monotonic).handle(event, context)

@@ -290,7 +290,11 @@ def _sign_secret(args: argparse.Namespace) -> str:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    """Print the webhook's two auth headers for a body or a query, or a ready curl command."""
+    """Print the webhook's auth headers for a body or a query, or a ready curl command.
+
+    With ``--idempotency-key`` the key is signed too and printed as a third header
+    (after the two auth headers, so scripts reading lines 1 and 2 keep working).
+    """
     import shlex
     from urllib.parse import parse_qsl, quote, urlencode
 
@@ -309,7 +313,10 @@ def cmd_sign(args: argparse.Namespace) -> int:
                 raise SystemExit(f"query parameter {name!r} is given twice")
             params[name] = value
     now = float(args.timestamp) if args.timestamp is not None else time.time()
-    headers = auth_headers(_sign_secret(args), signing_payload(body, params), now)
+    key = args.idempotency_key
+    if key is not None and not (1 <= len(key) <= 128 and all("\x21" <= c <= "\x7e" for c in key)):
+        raise SystemExit("--idempotency-key must be 1-128 printable ASCII characters, no spaces")
+    headers = auth_headers(_sign_secret(args), signing_payload(body, params), now, key=key)
     if not args.curl:
         for name, value in headers.items():
             print(f"{name}: {value}")
@@ -368,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sign.add_argument("--secret-file", help="read the secret from this file instead")
     sign.add_argument("--timestamp", type=int, help="unix seconds to sign with (default: now)")
+    sign.add_argument(
+        "--idempotency-key", help="send (and sign) an Idempotency-Key header: retries make no second snapshot"
+    )
     sign.add_argument("--curl", metavar="URL", help="print a ready curl command for this URL")
     sign.add_argument("--method", help="HTTP method for --curl (default: POST with a body, else GET)")
     sign.add_argument("--content-type", help="Content-Type for --curl (default: guessed from the body)")

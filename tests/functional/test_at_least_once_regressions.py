@@ -116,7 +116,7 @@ def test_deep_correlation_in_a_queue_message_is_a_9003(emulator: Emulator, harne
 
 
 def test_deep_correlation_near_the_recursion_limit_is_a_400_on_the_webhook(emulator: Emulator) -> None:
-    secret, now = "gap-secret-0123456789", 1_795_831_200.0
+    secret, now = "gap-secret-0123456789-0123456789-0123", 1_795_831_200.0
     RuntimeHarness(emulator_settings(emulator, webhook_secret=SecretStr(secret)))
     statuses = set()
     for depth in DEPTHS:

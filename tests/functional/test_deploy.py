@@ -40,7 +40,7 @@ class Deployer:
             "TENCENTCLOUD_SECRET_ID": DEFAULT_SECRET_ID,
             "TENCENTCLOUD_SECRET_KEY": DEFAULT_SECRET_KEY,
             "CBSNAP_ENDPOINT": emu.url,
-            "CBSNAP_WEBHOOK_SECRET": "s3cret-for-tests",
+            "CBSNAP_WEBHOOK_SECRET": "s3cret-for-tests-0123456789abcdef0123",
         }
         self.slept: list[float] = []
         self.stdout = ""
@@ -112,7 +112,9 @@ def test_first_deploy_creates_function_triggers_and_async_config(emu: Emulator, 
     )
     assert fn["Status"] == "Active"
     env = {v["Key"]: v["Value"] for v in fn["Environment"]["Variables"]}
-    assert env["CBSNAP_WEBHOOK_SECRET"] == "s3cret-for-tests"  # ${env:…} resolved from the shell
+    assert (
+        env["CBSNAP_WEBHOOK_SECRET"] == "s3cret-for-tests-0123456789abcdef0123"
+    )  # ${env:…} resolved from the shell
     assert env["CBSNAP_RATE_LIMIT"] == "20" and env["POWERTOOLS_SERVICE_NAME"] == "cbsnap"
     triggers = deploy.triggers()
     timer = triggers["timer/nightly"]

@@ -57,7 +57,9 @@ def test_the_deployed_function_url_reaches_the_webhook(tmp_path: Path) -> None:
         assert answer["statusCode"] == 401  # the webhook's answer, not the message handler's 9003
 
         body = json.dumps({"storageId": disk, "snapshotName": "via-url"})
-        headers = auth_headers("s3cret-for-tests", signing_payload(body.encode(), {}), time.time())
+        headers = auth_headers(
+            "s3cret-for-tests-0123456789abcdef0123", signing_payload(body.encode(), {}), time.time()
+        )
         signed = function_url_event("POST", "/snapshots", body, {k.lower(): v for k, v in headers.items()})
         result = scf("Invoke", FunctionName="cbsnap-dev", ClientContext=json.dumps(signed))["Result"]
         answer = json.loads(result["RetMsg"])

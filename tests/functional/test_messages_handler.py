@@ -202,7 +202,7 @@ def test_an_expired_invocation_attempts_nothing_and_raises(
 
 
 def test_the_exception_and_logs_never_carry_secrets(emulator: Emulator) -> None:
-    secret = "whsec-DISTINCTIVE-queue-9f27"
+    secret = "whsec-DISTINCTIVE-queue-9f27-0123456789"
     h = RuntimeHarness(emulator_settings(emulator, webhook_secret=secret, secret_key="wrong-key-DISTINCT-77"))
     response = main_handler(cmq({"storageId": "disk-g73hhs4o"}), scf_context())
     assert response["results"][0]["code"] == 4100

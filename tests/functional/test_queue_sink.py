@@ -210,7 +210,7 @@ def test_no_secret_reaches_the_message_or_the_log(queues: Emulator) -> None:
         secret_id="AKIDtemporary0000000000000000000000",
         secret_key=SecretStr("temporary-secret-key-abcdefghijklmn"),
         session_token=SecretStr(token),
-        webhook_secret=SecretStr("webhook-shared-secret-xyz"),
+        webhook_secret=SecretStr("webhook-shared-secret-xyz-0123456789"),
         result_queue=QUEUE,
     )
     h = RuntimeHarness(settings)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote_plus, urlsplit
 
 import pytest
 from pydantic import SecretStr
@@ -87,11 +88,22 @@ def request(
         event["body"] = base64.b64encode(raw).decode() if b64 else raw.decode()
         event["isBase64Encoded"] = b64
     if secret is not None:
-        event["headers"].update(auth_headers(secret, signing_payload(raw or b"", query or {}), ts))
+        # an Idempotency-Key among the headers is signed with the rest (cbsnap.webauth)
+        key = next((v for k, v in (headers or {}).items() if k.lower() == "idempotency-key"), None)
+        signed = auth_headers(secret, signing_payload(raw or b"", query or {}), ts, key=key)
+        signed.pop("Idempotency-Key", None)  # the caller's own spelling of it follows
+        event["headers"].update(signed)
     event["headers"].update(headers or {})
     if lower:
         event["headers"] = {k.lower(): v for k, v in event["headers"].items()}
     return event
+
+
+def identity(ts: int, payload: bytes, query: dict[str, Any] | None = None, key: str | None = None) -> str:
+    """The request key's digest, computed independently: SHA-256 of the signed message."""
+    signed = payload or signing_payload(b"", query or {})
+    message = f"{ts}.".encode() + signed if key is None else f"{ts}\n{key}\n".encode() + signed
+    return hashlib.sha256(message).hexdigest()[:32]
 
 
 def post(document: Any, **kwargs: Any) -> dict[str, Any]:
@@ -140,7 +152,9 @@ def test_sample_seed_form(emulator: Emulator, sample_web: RuntimeHarness) -> Non
     assert status == 200
     assert body["code"] == 0 and body["message"] == "" and body["snapshotId"].startswith("snap-")
     assert body["storageId"] == "disk-g73hhs4o" and body["snapshotName"] == "mySnap"
-    assert body["requestKey"] == "webhook/c6af9ac6-7b61-11e6-9a41-93e8deadbe02"
+    # named by what was signed, not by API Gateway's request id (a replay gets a new one)
+    sample = load_event("apigw-seed.json")
+    assert body["requestKey"] == "webhook/" + identity(NOW, sample["body"].encode())
     [snap] = owned_snapshots(emulator, "disk-g73hhs4o")
     assert snap["SnapshotId"] == body["snapshotId"]
 
@@ -194,7 +208,7 @@ def test_the_samples_fail_once_their_window_has_passed(
 def test_documented_event_shape_with_a_request_document(emulator: Emulator, web: RuntimeHarness) -> None:
     status, body = call(post(SEED))
     assert status == 200 and body["code"] == 0
-    assert body["requestKey"] == "webhook/req-0001"
+    assert body["requestKey"] == "webhook/" + identity(NOW, json.dumps(SEED).encode())
 
 
 def test_create_then_poll_the_snapshot(emulator: Emulator, web: RuntimeHarness) -> None:
@@ -544,10 +558,27 @@ def test_idempotency_key_field_names_the_request_too(emulator: Emulator, web: Ru
     assert body["requestKey"] == "key/deploy-44"
 
 
-def test_without_a_key_every_call_is_new(emulator: Emulator, web: RuntimeHarness) -> None:
+def test_without_a_key_the_signed_request_names_itself(emulator: Emulator, web: RuntimeHarness) -> None:
+    """``webhook/<digest of what was signed>``: the same signed call is one request (a replay,
+    whatever its request id, or none through a function URL); another body or time is another."""
     _, first = call(post(SEED, request_id=None))
-    _, second = call(post(SEED, request_id=None))
-    assert first["requestKey"].startswith("webhook/") and first["requestKey"] != second["requestKey"]
+    _, again = call(post(SEED, request_id="another-gateway-id"))
+    _, later = call(post(SEED, request_id=None, ts=NOW + 1), now=NOW + 1)
+    _, other = call(post({"storageId": "disk-lzrg2pwi"}, request_id=None))
+    assert first["requestKey"] == again["requestKey"] == "webhook/" + identity(NOW, json.dumps(SEED).encode())
+    assert len({first["requestKey"], later["requestKey"], other["requestKey"]}) == 3
+    assert again["snapshotId"] == first["snapshotId"]
+
+
+def test_gateway_mode_without_a_secret_names_calls_by_the_gateway_request_id(emulator: Emulator) -> None:
+    RuntimeHarness(emulator_settings(emulator, webhook_auth="gateway"))
+    try:
+        _, first = call(post(SEED, secret=None, request_id="gw-1"))
+        _, second = call(post({"storageId": "disk-lzrg2pwi"}, secret=None, request_id=None))
+    finally:
+        set_runtime(None)
+    assert first["requestKey"] == "webhook/gw-1"
+    assert second["requestKey"].startswith("webhook/") and len(second["requestKey"]) > len("webhook/")
 
 
 # -- secrets ------------------------------------------------------------------------------------
@@ -627,6 +658,30 @@ def test_cbsnap_sign_curl_for_the_v2_query(
     assert status == 200 and body["snapshotName"] == "before deploy"
 
 
+def test_cbsnap_sign_signs_an_idempotency_key(
+    emulator: Emulator, web: RuntimeHarness, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = json.dumps(SEED)
+    lines = _sign(tmp_path, capsys, "--body", body, "--idempotency-key", "deploy-77").splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == [
+        "X-Cbsnap-Timestamp",
+        "X-Cbsnap-Signature",
+        "Idempotency-Key",
+    ], "the two auth headers stay lines 1 and 2 (the README's pre-deploy script reads them so)"
+    out = _sign(
+        tmp_path, capsys, "--body", body, "--idempotency-key", "deploy-77", "--curl", "https://x/snapshots"
+    )
+    assert "Idempotency-Key: deploy-77" in out
+    first = call(_event_from_curl(out))[1]
+    emulator.advance(5)
+    retried = call(_event_from_curl(out), now=NOW + 30)[1]
+    assert first["requestKey"] == retried["requestKey"] == "key/deploy-77"
+    assert retried["snapshotId"] == first["snapshotId"]
+    assert len(owned_snapshots(emulator, "disk-g73hhs4o")) == 1
+    with pytest.raises(SystemExit, match="printable ASCII"):
+        _sign(tmp_path, capsys, "--body", body, "--idempotency-key", "has space")
+
+
 def test_cbsnap_sign_needs_a_secret(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="no secret"):
         cli_main(["sign", "--secret-env", "CBSNAP_TEST_UNSET_SECRET_VAR", "--body", "{}"])
@@ -694,5 +749,210 @@ def test_apigw_event_reading() -> None:
     # queryStringParameters (declared parameters only) is the fallback
     fallback = {**event, "queryString": None, "queryStringParameters": {"b": 2}}
     assert parse_apigw_event(fallback).query == {"b": "2"}
-    assert parse_apigw_event({"path": "/x"}).problem == "not an API Gateway event: httpMethod is missing"
+    assert parse_apigw_event({"path": "/x"}).problem == "not an HTTP event: httpMethod is missing"
     assert parse_apigw_event({**event, "body": {"a": 1}}).problem is not None
+
+
+# -- bad bytes (issue 9, finding 9) ----------------------------------------------------------------
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"not JSON: {name}")
+
+
+def strict_body(response: dict[str, Any]) -> dict[str, Any]:
+    """The answer's body as a strict JSON consumer reads it: UTF-8, no NaN or Infinity."""
+    text: str = response["body"]
+    text.encode("utf-8")
+    body: dict[str, Any] = json.loads(text, parse_constant=_refuse_constant)
+    return body
+
+
+def signed_raw(body: str, *, query: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A POST whose body text is signed over the bytes it stands for, lone surrogates included
+    (``surrogatepass``: the product's own reading of text that is not valid Unicode)."""
+    event = request("POST", "/snapshots", body=None, query=query, secret=None)
+    event["body"] = body
+    event["isBase64Encoded"] = False
+    payload = signing_payload(body.encode("utf-8", "surrogatepass"), query or {})
+    event["headers"].update(auth_headers(SECRET, payload, NOW))
+    return event
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"storageId": "disk-g73hhs4o\ud800"}',  # a lone surrogate in the body text itself
+        '{"storageId": "disk-g73hhs4o", "snapshotName": "x\udfff"}',
+        "\ud83d",
+    ],
+)
+def test_a_lone_surrogate_in_the_body_is_a_400(emulator: Emulator, web: RuntimeHarness, body: str) -> None:
+    response = main_handler(signed_raw(body), scf_context(), clock=lambda: NOW)
+    assert response["statusCode"] == 400
+    assert strict_body(response)["code"] == 9003
+    assert emulator.calls(action="CreateSnapshot") == []
+
+
+def test_an_escaped_lone_surrogate_is_refused_by_the_field_that_holds_it(
+    emulator: Emulator, web: RuntimeHarness
+) -> None:
+    """Valid UTF-8 text whose JSON escapes decode to a lone surrogate: the field refuses it."""
+    status, body = call(post('{"storageId": "disk-g73hhs4o", "correlation": {"k": "\\udc00"}}'))
+    assert status == 400 and "correlation" in body["message"]
+    response = main_handler(post('{"storageId": "disk-\\ud800zzz"}'), scf_context(), clock=lambda: NOW)
+    assert response["statusCode"] == 400 and strict_body(response)["code"] == 9003
+    assert emulator.calls(action="CreateSnapshot") == []
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_in_correlation_are_a_400_with_a_json_body(
+    emulator: Emulator, web: RuntimeHarness, constant: str
+) -> None:
+    event = post(f'{{"storageId": "disk-g73hhs4o", "correlation": {{"score": {constant}}}}}')
+    response = main_handler(event, scf_context(), clock=lambda: NOW)
+    assert response["statusCode"] == 400
+    body = strict_body(response)
+    assert body["code"] == 9003 and "correlation" in body["message"] and "score" in body["message"]
+    assert emulator.calls(action="CreateSnapshot") == []
+
+
+def test_a_lone_surrogate_in_the_query_is_not_a_500(emulator: Emulator, web: RuntimeHarness) -> None:
+    query = {"Action": "CreateSnapshot", "storageId": "disk-g73hhs4o", "snapshotName": "x\ud800"}
+    event = request("GET", "/v2/index.php", query=query, secret=None)
+    canonical = "&".join(
+        f"{quote_plus(k)}={quote_plus(v, errors='surrogatepass')}" for k, v in sorted(query.items())
+    )
+    event["headers"].update(auth_headers(SECRET, canonical.encode("ascii"), NOW))
+    response = main_handler(event, scf_context(), clock=lambda: NOW)
+    assert response["statusCode"] == 400 and strict_body(response)["code"] == 9003
+    assert emulator.calls(action="CreateSnapshot") == []
+
+
+# -- replays inside the signature window (issue 9, finding 10) --------------------------------------
+
+
+def test_a_replay_with_an_added_idempotency_key_makes_no_snapshot(
+    emulator: Emulator, web: RuntimeHarness
+) -> None:
+    """A captured signed request replayed four times, each with a new (unsigned) Idempotency-Key."""
+    captured = post(SEED)
+    assert call(captured)[0] == 200
+    answers = []
+    for n in range(4):
+        emulator.advance(5)  # the earlier snapshot is NORMAL: nothing but the key stops a new one
+        replay = copy.deepcopy(captured)
+        replay["headers"]["Idempotency-Key"] = f"replay-{n}"
+        replay["requestContext"]["requestId"] = f"replayed-{n}"
+        answers.append(call(replay, now=NOW + 60 * n))
+    snapshots = owned_snapshots(emulator, "disk-g73hhs4o")
+    assert len(snapshots) == 1, f"4 replays made {len(snapshots) - 1} more snapshot(s)"
+    assert [(status, body["code"]) for status, body in answers] == [(401, 4100)] * 4
+
+
+def test_a_replay_with_new_gateway_request_ids_makes_no_snapshot(
+    emulator: Emulator, web: RuntimeHarness
+) -> None:
+    """A captured signed request replayed unchanged five times; API Gateway gives each a new requestId."""
+    captured = post(SEED)
+    status, first = call(captured)
+    assert status == 200
+    answers = []
+    for n in range(5):
+        emulator.advance(5)
+        replay = copy.deepcopy(captured)
+        replay["requestContext"]["requestId"] = f"replayed-{n}"
+        answers.append(call(replay, now=NOW + 50 * n))
+    snapshots = owned_snapshots(emulator, "disk-g73hhs4o")
+    assert len(snapshots) == 1, f"5 replays made {len(snapshots) - 1} more snapshot(s)"
+    for status, again in answers:  # each replay is answered with the first call's snapshot
+        assert status == 200 and again["snapshotId"] == first["snapshotId"]
+        assert again["requestKey"] == first["requestKey"]
+
+
+# -- the function URL: the same webhook, the same rules ----------------------------------------------
+
+
+def function_url(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` as the function URL delivers it: API Gateway's shape without requestContext,
+    isBase64Encoded, headerParameters, pathParameters, queryStringParameters."""
+    keep = ("body", "headers", "httpMethod", "path", "queryString")
+    return {k: v for k, v in event.items() if k in keep}
+
+
+def test_the_sample_webhook_call_through_the_function_url(
+    emulator: Emulator, sample_web: RuntimeHarness
+) -> None:
+    event = load_event("function-url-webhook.json")
+    assert "requestContext" not in event and "isBase64Encoded" not in event
+    status, body = call(event)
+    assert status == 200 and body["succeeded"] == 1
+    assert body["requestKey"] == "webhook/" + identity(NOW, event["body"].encode())
+    [snap] = owned_snapshots(emulator, "disk-q7m3x9ab")
+    assert snap["SnapshotName"] == "via-function-url"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: post(SEED, secret=None),
+        lambda: post(SEED, secret="not-the-secret-not-the-secret-0000"),
+        lambda: post(SEED, ts=NOW - 301),
+        lambda: {**post(SEED), "body": json.dumps({"storageId": "disk-lzrg2pwi"})},
+    ],
+)
+def test_function_url_requests_are_authenticated_alike(
+    emulator: Emulator, web: RuntimeHarness, make: Any
+) -> None:
+    status, body = call(function_url(make()))
+    assert status == 401 and body["code"] == 4100
+    assert emulator.calls() == []
+
+
+def test_function_url_routes_and_statuses_are_the_webhooks(emulator: Emulator, web: RuntimeHarness) -> None:
+    status, created = call(function_url(post(SEED)))
+    assert status == 200 and created["code"] == 0
+    polled = call(function_url(request("GET", f"/snapshots/{created['snapshotId']}")))
+    assert polled[0] == 200 and polled[1]["storageId"] == "disk-g73hhs4o"
+    v2_call = function_url(v2({"Action": "CreateSnapshot", "storageId": "disk-lzrg2pwi"}))
+    assert call(v2_call)[0] == 200
+    assert call(function_url(request("DELETE", "/snapshots")))[0] == 405
+    assert call(function_url(request("GET", "/nowhere")))[0] == 404
+
+
+def test_a_function_url_replay_is_the_same_request(emulator: Emulator, web: RuntimeHarness) -> None:
+    """No request id at all through a function URL: the signed content names the request."""
+    captured = function_url(post(SEED))
+    first = call(captured)[1]
+    emulator.advance(5)
+    again = call(copy.deepcopy(captured), now=NOW + 100)[1]
+    assert again["requestKey"] == first["requestKey"] and again["snapshotId"] == first["snapshotId"]
+    assert len(owned_snapshots(emulator, "disk-g73hhs4o")) == 1
+
+
+def test_gateway_mode_refuses_what_did_not_come_through_api_gateway(emulator: Emulator) -> None:
+    """CBSNAP_WEBHOOK_AUTH=gateway trusts API Gateway's authentication; a function URL has none."""
+    RuntimeHarness(emulator_settings(emulator, webhook_auth="gateway"))
+    try:
+        status, body = call(function_url(post(SEED, secret=None)))
+        assert status == 401 and "API Gateway" in body["message"]
+        # API Gateway's own events carry requestContext.serviceId
+        assert call(post(SEED, secret=None))[0] == 200
+    finally:
+        set_runtime(None)
+    assert len(owned_snapshots(emulator, "disk-g73hhs4o")) == 1
+
+
+def test_function_url_event_reading() -> None:
+    event = function_url(post(SEED, headers={"Idempotency-Key": "k1"}))
+    parsed = parse_apigw_event(event)
+    assert (parsed.method, parsed.path, parsed.request_id, parsed.via_gateway) == (
+        "POST",
+        "/snapshots",
+        None,
+        False,
+    )
+    assert parsed.body == json.dumps(SEED).encode() and parsed.header("idempotency-key") == "k1"
+    assert parse_apigw_event(post(SEED)).via_gateway is True
+    # no isBase64Encoded flag: the body is the text as sent
+    assert parse_apigw_event({**event, "body": "e30="}).body == b"e30="

@@ -23,7 +23,8 @@ from cbsnap.runtime import set_runtime
 from cbsnap_emulator import Emulator, load_seed
 from tests.conftest import RuntimeHarness, emulator_settings
 
-WEBHOOK_SECRET = "fuzz-webhook-secret-0123456789"
+WEBHOOK_SECRET = "fuzz-webhook-secret-0123456789-0123456789"
+PUSH_TOKEN = "fuzz-push-token-0123456789-0123456789"
 
 _COMMON = {
     "deadline": None,
@@ -60,9 +61,15 @@ def fuzz_emulator() -> Iterator[Emulator]:
 
 @pytest.fixture(scope="module")
 def fuzz_harness(fuzz_emulator: Emulator) -> RuntimeHarness:
-    """The production runtime pointed at the module's emulator, with the webhook secret set."""
+    """The production runtime pointed at the module's emulator, with the webhook secret and
+    the push token set."""
     return RuntimeHarness(
-        emulator_settings(fuzz_emulator, rate_limit=0.0, webhook_secret=SecretStr(WEBHOOK_SECRET))
+        emulator_settings(
+            fuzz_emulator,
+            rate_limit=0.0,
+            webhook_secret=SecretStr(WEBHOOK_SECRET),
+            push_token=SecretStr(PUSH_TOKEN),
+        )
     )
 
 

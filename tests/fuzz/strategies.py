@@ -1,11 +1,14 @@
 """Hypothesis strategies for the handler fuzz tests.
 
 * arbitrary JSON (recursive: dicts, lists, strings, ints, floats, bools, None), weird
-  Unicode (every plane and category except surrogates), huge strings, deep nesting;
+  Unicode (every plane and category), huge strings, deep nesting; *bad bytes*: lone
+  surrogates (raw in text and as JSON escapes), ``NaN`` / ``±Infinity`` (as floats and as
+  JSON tokens), Unicode digits where ASCII digits belong;
 * request documents with a wrong type (or a wrong value) in every field, whose disk
   references all look like disk IDs but are not;
-* the three trigger envelopes (timer, CMQ / CKafka / TDMQ, API Gateway) with every
-  envelope field fuzzed, keys dropped, and JSON text cut short.
+* every trigger envelope SCF delivers today (timer, CMQ / CKafka, TDMQ through EventBridge
+  alone and batched, API Gateway, the function URL, a TDMQ-CMQ push to the function URL)
+  with every envelope field fuzzed, keys dropped, and JSON text cut short.
 
 Nothing here produces a valid disk ID (``disk-`` + 8 of ``[a-z0-9]``) unless asked to;
 :func:`valid_disk_ids_in` finds any that slipped in, so a test can state exactly which
@@ -62,6 +65,11 @@ ENVELOPE_FIELDS = (
     "queryString",
     "isBase64Encoded",
     "requestContext",
+    "EventList",
+    "queryString",
+    "token",
+    "TopicOwner",
+    "topicName",
 )
 
 # Disks of the emulator's packaged demo seed (tests/conftest.py's emulator uses it):
@@ -123,9 +131,15 @@ def _unbase64(text: str) -> str | None:
 
 # -- scalars ------------------------------------------------------------------------------
 
-# Every Unicode category but surrogates (which UTF-8 cannot carry): control and format
-# characters, private use, unassigned and non-characters, combining marks, astral planes.
+# Every Unicode category but surrogates: control and format characters, private use,
+# unassigned and non-characters, combining marks, astral planes. Valid text: the mixed-disk
+# property snapshots with names made of these.
 weird_chars = st.characters(exclude_categories=("Cs",))
+# Lone surrogates: JSON text carries them ("\ud800"), UTF-8 cannot. Invalid data only.
+surrogates = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+# What str.isdigit() accepts but int() refuses, or reads as another number: never an offset.
+UNICODE_DIGITS = ("\u00b2", "\u0663", "\uff11\uff12", "\u07c0", "1\u00b2", "\u2074")
+NON_FINITE = (float("nan"), float("inf"), float("-inf"))
 
 SPECIAL_STRINGS = (
     "",
@@ -149,6 +163,12 @@ SPECIAL_STRINGS = (
     "1e309",
     "\\",
     '"',
+    "\ud800",  # lone surrogates, high and low, alone and around text
+    "\udfff",
+    "a\udc80b",
+    "\ud83d",  # half of an emoji's pair
+    "\udfff\ud800",  # a pair in the wrong order: two lone surrogates
+    *UNICODE_DIGITS,
     "'; DROP TABLE snapshots; --",
     "${jndi:ldap://x}",
     "%s%n",
@@ -175,6 +195,7 @@ texts = st.one_of(
     st.text(weird_chars, max_size=24),
     st.sampled_from(SPECIAL_STRINGS),
     st.text(st.characters(codec="ascii"), max_size=24),
+    st.text(st.one_of(weird_chars, surrogates), min_size=1, max_size=12),
 )
 big_texts = st.one_of(texts, huge_strings())
 integers = st.one_of(
@@ -182,7 +203,7 @@ integers = st.one_of(
     st.sampled_from([0, -1, 2**31, 2**63, 2**64, -(2**63) - 1]),
     st.builds(pow, st.just(10), st.just(4000)),  # 4001 digits: just under Python's int/str cap
 )
-floats = st.floats(allow_nan=True, allow_infinity=True)
+floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(NON_FINITE))
 scalars = st.one_of(st.none(), st.booleans(), integers, floats, big_texts)
 keys = st.one_of(st.sampled_from(DOCUMENT_FIELDS + ENVELOPE_FIELDS), texts)
 
@@ -366,6 +387,10 @@ correlations = st.one_of(
     st.dictionaries(texts, json_values(max_leaves=4), max_size=3),
     st.just({"big": "x" * 3000}),
     st.builds(lambda v: {"deep": v}, deep_values),
+    # what the log and a JSON answer cannot carry, at the top and nested
+    st.builds(lambda f: {"score": f}, st.sampled_from(NON_FINITE)),
+    st.builds(lambda t: {"run": {"id": [t]}}, st.text(surrogates, min_size=1, max_size=3)),
+    st.builds(lambda t: {t: "v"}, st.text(surrogates, min_size=1, max_size=3)),
     anything,
 )
 
@@ -461,7 +486,7 @@ def timer_events(documents: st.SearchStrategy[Any] = invalid_documents) -> st.Se
 message_ids = st.one_of(
     st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=128),
     st.integers(min_value=-(2**40), max_value=2**70),
-    st.sampled_from(["", " ", "id with spaces", "x" * 129, "\u200b", "ид"]),
+    st.sampled_from(["", " ", "id with spaces", "x" * 129, "\u200b", "ид", "m\ud800", *UNICODE_DIGITS]),
     anything,
 )
 
@@ -489,7 +514,8 @@ def cmq_records(documents: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 def ckafka_records(documents: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     offsets = st.one_of(
-        st.integers(min_value=-5, max_value=2**63), st.sampled_from(["0", "12", "-1", "1e3", "9" * 25])
+        st.integers(min_value=-5, max_value=2**63),
+        st.sampled_from(["0", "12", "-1", "1e3", "9" * 25, *UNICODE_DIGITS]),
     )
     body = st.fixed_dictionaries(
         {
@@ -529,14 +555,30 @@ def tdmq_events(documents: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return weighted((3, event), (1, partial(event)))
 
 
+def eventbridge_batches(documents: st.SearchStrategy[Any] = invalid_documents) -> st.SearchStrategy[Any]:
+    """EventBridge's batched delivery: ``{"EventList": [...]}`` of CloudEvents, some malformed."""
+    item = weighted((4, tdmq_events(documents)), (1, anything))
+    return st.fixed_dictionaries(
+        {"EventList": weighted((5, st.lists(item, max_size=4)), (1, anything))},
+        optional={"Extra": anything},
+    )
+
+
 def queue_events(documents: st.SearchStrategy[Any] = invalid_documents) -> st.SearchStrategy[Any]:
-    """CMQ / CKafka batches (records mixed, some malformed), TDMQ CloudEvents, or junk."""
+    """CMQ / CKafka batches (records mixed, some malformed), TDMQ CloudEvents alone and
+    batched, or junk."""
     record = weighted((3, cmq_records(documents)), (2, ckafka_records(documents)), (1, anything))
     batches = st.fixed_dictionaries(
         {"Records": weighted((5, st.lists(record, max_size=4)), (1, anything))},
         optional={"Extra": anything},
     )
-    return weighted((5, batches), (2, tdmq_events(documents)), (1, anything), (1, document_texts(documents)))
+    return weighted(
+        (5, batches),
+        (2, tdmq_events(documents)),
+        (2, eventbridge_batches(documents)),
+        (1, anything),
+        (1, document_texts(documents)),
+    )
 
 
 # -- API Gateway ------------------------------------------------------------------------------
@@ -557,6 +599,9 @@ PATHS = (
     "/",
     "",
     "/v2/index.php/../snapshots",
+    "/push/cmq",
+    "/release/push/cmq",
+    "/push/cmq/",
 )
 
 
@@ -571,7 +616,8 @@ ROUTES = (
 
 
 def form_encode(params: list[tuple[str, Any]]) -> str:
-    return urlencode([(k, v if isinstance(v, str) else dumps_or_null(v, True)) for k, v in params])
+    pairs = [(k, v if isinstance(v, str) else dumps_or_null(v, True)) for k, v in params]
+    return urlencode(pairs, encoding="utf-8", errors="surrogatepass")  # lone surrogates as bytes
 
 
 def v2_params(refs: st.SearchStrategy[Any]) -> st.SearchStrategy[list[tuple[str, Any]]]:
@@ -660,7 +706,83 @@ def webhook_events(
         },
     )
     shaped = shaped.map(_with_route)
-    return weighted((6, shaped), (2, shaped.map(_base64_body)), (2, partial(shaped)), (1, anything))
+    return weighted(
+        (6, shaped),
+        (2, shaped.map(_base64_body)),
+        (2, shaped.map(as_function_url)),
+        (2, partial(shaped)),
+        (1, anything),
+    )
+
+
+# The keys API Gateway sends and the function URL does not (cloud.tencent.com/document/product/583/96099).
+_GATEWAY_ONLY = (
+    "requestContext",
+    "isBase64Encoded",
+    "headerParameters",
+    "pathParameters",
+    "queryStringParameters",
+)
+
+
+def as_function_url(event: dict[str, Any]) -> dict[str, Any]:
+    """The same request as the function URL delivers it: no requestContext, no base64 flag."""
+    return {k: v for k, v in event.items() if k not in _GATEWAY_ONLY}
+
+
+# -- TDMQ-CMQ topic pushes to the function URL ------------------------------------------------
+
+
+def notify_texts(documents: st.SearchStrategy[Any] = invalid_documents) -> st.SearchStrategy[str]:
+    """CMQ's JSON notify body with fuzzed fields, as text (sometimes cut short, or junk)."""
+    notify = st.fixed_dictionaries(
+        {
+            "TopicOwner": _maybe(st.integers(min_value=0, max_value=2**40)),
+            "topicName": _maybe(texts),
+            "subscriptionName": _maybe(texts),
+            "msgId": message_ids,
+            "msgBody": message_bodies(documents),
+            "publishTime": _maybe(st.integers(min_value=0, max_value=2**40)),
+        }
+    )
+    dumped = st.builds(dumps_or_null, weighted((3, notify), (1, partial(notify))), st.booleans())
+    return weighted((6, dumped), (1, st.builds(_cut, dumped, st.just(0.5))), (1, big_texts))
+
+
+def _push(body: str, headers: dict[str, Any], token: Any, query: Any, method: str) -> dict[str, Any]:
+    if query is None:
+        query = {"token": token}
+    return {"body": body, "headers": headers, "httpMethod": method, "path": "/push/cmq", "queryString": query}
+
+
+def cmq_pushes(token: str, documents: st.SearchStrategy[Any] = invalid_documents) -> st.SearchStrategy[Any]:
+    """A push to the function URL: the right token (so the body is read) or a wrong one, the
+    JSON notify or the SIMPLIFIED body (the document, its id in a header), headers fuzzed."""
+    cmq_headers = st.fixed_dictionaries(
+        {"content-type": st.just("text/plain"), "user-agent": st.just("Qcloud Notification Service Agent")},
+        optional={"x-cmq-message-id": message_ids, "x-cmq-request-id": texts, "x-cmq-message-tag": texts},
+    )
+    return st.builds(
+        _push,
+        body=weighted((3, notify_texts(documents)), (2, document_texts(documents))),
+        headers=cmq_headers,
+        token=weighted((6, st.just(token)), (1, texts), (1, st.just(token + "\ud800"))),
+        query=weighted((8, st.none()), (1, st.just({})), (1, anything)),
+        method=weighted((8, st.just("POST")), (1, st.sampled_from(METHODS))),
+    )
+
+
+def index_events(token: str) -> st.SearchStrategy[Any]:
+    """Anything the deployed entry point may be handed: every shape above, and junk."""
+    return weighted(
+        (2, timer_events()),
+        (3, queue_events()),
+        (2, webhook_events()),
+        (2, cmq_pushes(token)),
+        (1, request_documents().map(lambda d: {"cbsnapRecheck": d})),
+        (1, request_documents()),
+        (1, anything),
+    )
 
 
 def _with_route(event: dict[str, Any]) -> dict[str, Any]:

@@ -1,16 +1,20 @@
 """Property-based fuzzing of every SCF handler against one long-lived emulator (issue 4).
 
 Arbitrary JSON, request documents with wrong types in every field, disk IDs that look
-right but are not, deep nesting, huge and strange strings, events with keys dropped
-and JSON text cut short, thrown at the timer, the queue handler (CMQ, CKafka, TDMQ)
-and the webhook (unsigned, and signed with the configured secret so the payload
-reaches validation). For every example:
+right but are not, deep nesting, huge and strange strings, bad bytes (lone surrogates,
+NaN and Infinity, Unicode digits), events with keys dropped and JSON text cut short,
+thrown at the timer, the queue handler (CMQ, CKafka, TDMQ alone and batched), the webhook
+through API Gateway and through the function URL (unsigned, and signed with the configured
+secret so the payload reaches validation), CMQ pushes to the function URL, and the deployed
+entry point with all of them mixed. For every example:
 
 * the handler returns; it never raises (the queue handler's MessagesNotAttempted
   would mean a disk ran out of time, which no example here can cause);
 * the answer is structured: every per-disk result has an int ``code``, a ``message``
   string and a ``snapshotId`` that is None unless the code is 0; the webhook answers
   SCF's integrated-response dict, a 4xx for invalid data, with a JSON body;
+* every log line and every webhook body is JSON a strict consumer reads: it encodes as
+  UTF-8, and it holds no ``NaN`` / ``Infinity`` (issue 9: such a line never reached CLS);
 * invalid data reaches no API: a CreateSnapshot call may only name a valid disk ID
   present in the input, and with none in the input there is no CBS call at all.
 
@@ -39,12 +43,13 @@ from cbsnap.models import SNAPSHOT_ID_RE
 from cbsnap.ownership import KEY_TAG, disk_key
 from cbsnap.webauth import SIGNATURE_HEADER, TIMESTAMP_HEADER, auth_headers, signing_payload
 from cbsnap_emulator import Emulator
+from handlers import index as index_handler
 from handlers import messages as messages_handler
 from handlers import timer as timer_handler
 from handlers import webhook as webhook_handler
 from tests.conftest import RuntimeHarness, scf_context
 from tests.fuzz import strategies as fs
-from tests.fuzz.conftest import WEBHOOK_SECRET, fuzz_settings
+from tests.fuzz.conftest import PUSH_TOKEN, WEBHOOK_SECRET, fuzz_settings
 
 NOW = 1_795_831_200.0  # the webhook's wall clock in these tests
 SEED_CODES = {int(code) for code in SeedCode}
@@ -91,17 +96,37 @@ def signed(event: Any) -> Any:
     headers = (
         {k: v for k, v in raw.items() if str(k).lower() not in shadowed} if isinstance(raw, dict) else {}
     )
-    headers.update(auth_headers(WEBHOOK_SECRET, signing_payload(request.body, request.query), NOW))
+    key = request.header("Idempotency-Key")  # signed with the rest, as the product reads it
+    signed_headers = auth_headers(WEBHOOK_SECRET, signing_payload(request.body, request.query), NOW, key=key)
+    signed_headers.pop("Idempotency-Key", None)  # the event's own stays as it is
+    headers.update(signed_headers)
     return {**event, "headers": headers}
 
 
 # -- the properties -------------------------------------------------------------------------
 
 
+def _refuse_constant(name: str) -> Any:
+    raise AssertionError(f"{name} is not JSON")
+
+
+def strict_json(text: str) -> Any:
+    """``text`` read as a strict consumer (CLS, jq) reads it: UTF-8, no NaN / Infinity."""
+    text.encode("utf-8")
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def assert_log_lines(harness: RuntimeHarness) -> None:
+    """Every line the example logged is UTF-8 JSON without NaN or Infinity."""
+    for line in harness.stream.getvalue().splitlines():
+        if line.strip():
+            assert isinstance(strict_json(line), dict)
+
+
 def assert_results(response: Any, *, queue: bool = False) -> list[dict[str, Any]]:
     """The timer/queue answer: JSON-ready, counts that add up, every result well-formed."""
     assert isinstance(response, dict)
-    json.dumps(response)  # SCF serialises the return value
+    json.dumps(response, allow_nan=False)  # SCF serialises the return value
     results = response["results"]
     assert isinstance(results, list) and results, "every event ends with at least one result"
     note_event("codes " + ",".join(sorted({str(r["code"]) for r in results})))
@@ -134,7 +159,7 @@ def assert_webhook_answer(response: Any) -> tuple[int, dict[str, Any]]:
     status = response["statusCode"]
     assert type(status) is int
     assert response["headers"]["Content-Type"] == "application/json"
-    body = json.loads(response["body"])
+    body = strict_json(response["body"])
     assert isinstance(body, dict)
     assert type(body["code"]) is int and isinstance(body["message"], str)
     if "results" in body:
@@ -170,6 +195,7 @@ def test_timer_answers_every_event_without_touching_the_api(
     results = assert_results(response)
     assert all(r["code"] != 0 for r in results)
     assert_no_api_call_for_invalid_data(fuzz_emulator, event)
+    assert_log_lines(installed)
 
 
 @fuzz_settings(0.5)
@@ -181,6 +207,7 @@ def test_timer_message_alone_fuzzed(fuzz_emulator: Emulator, installed: RuntimeH
     results = assert_results(_call_timer(event))
     assert all(r["code"] == SeedCode.INVALID_PARAMETER for r in results)
     assert_no_api_call_for_invalid_data(fuzz_emulator, event)
+    assert_log_lines(installed)
 
 
 # -- queue ------------------------------------------------------------------------------------
@@ -195,16 +222,21 @@ def test_queue_handler_answers_every_event_without_touching_the_api(
     response = _call_messages(event)
     results = assert_results(response, queue=True)
     assert all(r["code"] != 0 for r in results)
-    records = event.get("Records") if isinstance(event, dict) else None
-    if isinstance(records, list) and records:
-        assert response["messages"] == len(records), "one message per record, malformed ones included"
+    for field in ("Records", "EventList"):
+        items = event.get(field) if isinstance(event, dict) else None
+        if isinstance(items, list) and items:
+            assert response["messages"] == len(items), (
+                f"one message per item of {field}, malformed ones included"
+            )
+            break
     assert_no_api_call_for_invalid_data(fuzz_emulator, event)
+    assert_log_lines(installed)
 
 
 @fuzz_settings(0.5)
 @given(
     body=st.one_of(fs.document_texts(fs.invalid_documents), fs.anything),
-    kind=st.sampled_from(["cmq", "ckafka", "tdmq"]),
+    kind=st.sampled_from(["cmq", "ckafka", "tdmq", "eventbridge"]),
 )
 def test_queue_message_body_alone_fuzzed(
     fuzz_emulator: Emulator, installed: RuntimeHarness, body: Any, kind: str
@@ -216,6 +248,7 @@ def test_queue_message_body_alone_fuzzed(
     results = assert_results(_call_messages(event), queue=True)
     assert [r["code"] for r in results] == [SeedCode.INVALID_PARAMETER] * len(results)
     assert_no_api_call_for_invalid_data(fuzz_emulator, event)
+    assert_log_lines(installed)
 
 
 def _envelope(kind: str, n: int, body: Any) -> dict[str, Any]:
@@ -225,6 +258,8 @@ def _envelope(kind: str, n: int, body: Any) -> dict[str, Any]:
         }
     if kind == "ckafka":
         return {"Records": [{"Ckafka": {"topic": "fuzz", "partition": 0, "offset": n, "msgBody": body}}]}
+    if kind == "eventbridge":
+        return {"EventList": [_envelope("tdmq", n, body)]}
     return {
         "specversion": "0",
         "id": f"e{n}",
@@ -248,6 +283,7 @@ def test_webhook_refuses_unsigned_events(
     status, _ = assert_webhook_answer(_call_webhook(event))
     assert status == 401
     assert fuzz_emulator.calls() == []
+    assert_log_lines(installed)
 
 
 @fuzz_settings(1.5)
@@ -259,6 +295,7 @@ def test_webhook_signed_invalid_requests_are_4xx_without_creating(
     status, _ = assert_webhook_answer(_call_webhook(event))
     assert 400 <= status < 500, status
     assert_no_api_call_for_invalid_data(fuzz_emulator, event, reads=WEBHOOK_READS)
+    assert_log_lines(installed)
 
 
 @fuzz_settings(0.5)
@@ -276,6 +313,7 @@ def test_webhook_signed_documents_reach_validation(
     status, _body = assert_webhook_answer(_call_webhook(signed(event)))
     assert 400 <= status < 500, status
     assert_no_api_call_for_invalid_data(fuzz_emulator, event)
+    assert_log_lines(installed)
 
 
 def _webhook_event(document: Any, route: str, idempotency: str | None) -> dict[str, Any]:
@@ -302,6 +340,52 @@ def _webhook_event(document: Any, route: str, idempotency: str | None) -> dict[s
     else:
         event["body"] = fs.form_encode(pairs)
     return event
+
+
+# -- CMQ pushes to the function URL, and the entry point --------------------------------------------
+
+
+@fuzz_settings(0.4)
+@given(event=fs.cmq_pushes(PUSH_TOKEN))
+def test_cmq_pushes_are_acknowledged_or_refused_without_creating(
+    fuzz_emulator: Emulator, installed: RuntimeHarness, event: Any
+) -> None:
+    """A push of invalid data is read and acknowledged (200, its 9003 logged) when its token is
+    right, refused (401) with no call at all when it is not; never a 5xx, never a create."""
+    _fresh(fuzz_emulator, installed)
+    status, body = assert_webhook_answer(_call_webhook(event))
+    query = event.get("queryString")
+    right = isinstance(query, dict) and query.get("token") == PUSH_TOKEN
+    if not right:
+        assert status == 401 and fuzz_emulator.calls() == []
+    elif event["httpMethod"].upper() != "POST":
+        assert status == 405
+    else:
+        assert status in (200, 413), status
+        assert status == 413 or (body["acknowledged"] is True and body["results"])
+    assert_no_api_call_for_invalid_data(fuzz_emulator, event)
+    assert_log_lines(installed)
+
+
+@fuzz_settings(0.5)
+@given(event=fs.index_events(PUSH_TOKEN))
+def test_the_entry_point_answers_every_shape(
+    fuzz_emulator: Emulator, installed: RuntimeHarness, event: Any
+) -> None:
+    """``index.main_handler`` with anything SCF may deliver: it routes, answers, logs valid JSON."""
+    _fresh(fuzz_emulator, installed)
+    try:
+        response = index_handler.main_handler(event, scf_context())
+    except MessagesNotAttempted as exc:  # pragma: no cover - a failure, reported with context
+        pytest.fail(f"MessagesNotAttempted for an event with nothing to run out of time on: {exc}")
+    if index_handler.route(event) == "webhook":
+        status, _ = assert_webhook_answer(response)
+        assert status < 500, status
+    else:
+        results = assert_results(response)
+        assert all(r["code"] != 0 for r in results)
+    assert_no_api_call_for_invalid_data(fuzz_emulator, event, reads=WEBHOOK_READS)
+    assert_log_lines(installed)
 
 
 # -- valid and invalid mixed ---------------------------------------------------------------------
@@ -340,6 +424,12 @@ def test_only_the_valid_disks_of_a_mixed_request_are_snapshotted(
     else:
         event = _webhook_event(document, "document", None)
         status, response = assert_webhook_answer(_call_webhook(signed(event)))
+        if "results" not in response:
+            # The body itself could not be read as text (a raw lone surrogate): the request is
+            # refused as a whole, 400, and nothing reaches the cloud.
+            assert status == 400 and "text" in response["message"], response
+            assert fuzz_emulator.calls(action="CreateSnapshot") == []
+            return
         request_key = response["requestKey"]
         failures = invalid + len(refused)
         assert (status == 200) == (failures == 0), status

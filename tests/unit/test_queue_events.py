@@ -14,8 +14,11 @@ from cbsnap.events.queue import (
     BatchReport,
     MessagesNotAttempted,
     QueueMessage,
+    parse_cmq_push,
     parse_queue_event,
 )
+from cbsnap.events.text import escaped, is_text
+from cbsnap.events.timer import parse_timer_event
 from cbsnap.models import SnapshotResult
 from cbsnap.outcome import Outcome
 from tests.conftest import load_event
@@ -105,7 +108,7 @@ def test_documented_tdmq_shape() -> None:
     assert message.topic == "persistent://appid/namespace/topic-1" and message.document == SEED
 
 
-@pytest.mark.parametrize("name", ["cmq.json", "ckafka.json", "tdmq.json"])
+@pytest.mark.parametrize("name", ["cmq.json", "ckafka.json", "tdmq.json", "eventbridge-batch.json"])
 def test_sample_events_parse_cleanly(name: str) -> None:
     parsed = parse_queue_event(load_event(name))
     assert parsed.messages and all(m.problem is None for m in parsed.messages)
@@ -298,3 +301,123 @@ def test_the_exception_lists_at_most_twenty_ids() -> None:
     error = MessagesNotAttempted([f"m{i}" for i in range(25)])
     assert "m19" in str(error) and "m20," not in str(error) and "and 5 more" in str(error)
     assert len(error.message_ids) == 25
+
+
+# -- EventBridge batches --------------------------------------------------------------------------
+
+
+def test_an_event_list_is_one_message_per_event() -> None:
+    first, second = with_bodies(TDMQ_DOC, SEED), with_bodies(TDMQ_DOC, {"disks": ["disk-q7m3x9ab"]})
+    second["data"]["msgId"] = "m2"
+    parsed = parse_queue_event({"EventList": [first, second]})
+    assert parsed.source == "tdmq"
+    assert [(m.request_key, m.message_id, m.problem) for m in parsed.messages] == [
+        ("tdmq/123345346", "123345346", None),
+        ("tdmq/m2", "m2", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("item", "fragment", "message_id"),
+    [
+        (7, "must be a JSON object", "EventList[1]"),
+        ({"data": {"msgId": "x", "msgBody": "{}"}}, "not a CloudEvent", "EventList[1]"),
+        ({**TDMQ_DOC, "data": None}, "no data object", "13a3f42d-7258-4ada-da6d-023a333b4662"),
+        (
+            {**TDMQ_DOC, "data": {"msgBody": "{}"}},
+            "no usable data.msgId",
+            "13a3f42d-7258-4ada-da6d-023a333b4662",
+        ),
+    ],
+)
+def test_a_bad_event_in_a_list_is_named_and_alone(item: Any, fragment: str, message_id: str) -> None:
+    good = with_bodies(TDMQ_DOC, SEED)
+    messages = parse_queue_event({"EventList": [good, item, good]}).messages
+    assert [m.problem is None for m in messages] == [True, False, True]
+    assert messages[1].message_id == message_id
+    assert (messages[1].problem or "").startswith("EventList[1]: ") and fragment in (
+        messages[1].problem or ""
+    )
+
+
+# -- text that is not text, and digits that are not ASCII (issue 9, finding 9) ---------------------
+
+
+@pytest.mark.parametrize("partition", ["\u00b2", "\u0663", "\uff11", "1\u00b2", " 1", "+1"])
+def test_only_ascii_digits_are_a_kafka_offset(partition: str) -> None:
+    record = {"Ckafka": {"topic": "t", "partition": partition, "offset": 1, "msgBody": "{}"}}
+    [message] = parse_queue_event({"Records": [record]}).messages
+    assert message.problem is not None and "partition" in message.problem
+
+
+def test_identifiers_that_are_not_text_never_reach_a_key() -> None:
+    kafka = {"Ckafka": {"topic": "t\ud800", "partition": 0, "offset": 1, "msgBody": "{}"}}
+    cmq = {"CMQ": {"topicName": "q\udfff", "msgId": "m1", "msgBody": json.dumps(SEED)}}
+    first, second = parse_queue_event({"Records": [kafka, cmq]}).messages
+    assert first.problem is not None and "not valid Unicode text" in first.problem
+    assert second.problem is None and second.topic == "q\\udfff"  # a source id only: escaped
+    for message in (first, second):
+        for text in (
+            message.request_key,
+            message.message_id or "",
+            message.topic or "",
+            message.problem or "",
+        ):
+            text.encode("utf-8")
+
+
+@pytest.mark.parametrize("field", ["TriggerName", "Time"])
+def test_a_timer_identifier_that_is_not_text_is_refused_with_a_writable_key(field: str) -> None:
+    event = {"Type": "Timer", "TriggerName": "n", "Time": "t", "Message": "{}", field: "x\ud800"}
+    firing = parse_timer_event(event, None)
+    assert firing.problem is not None and field in firing.problem
+    firing.request_key.encode("utf-8")
+    assert firing.request_key == parse_timer_event(event, None).request_key, "stable across retries"
+
+
+def test_escaping_is_stable_and_keeps_values_apart() -> None:
+    assert escaped("plain") == "plain" and is_text("plain")
+    assert not is_text("a\ud800") and is_text(escaped("a\ud800"))
+    assert escaped("a\ud800") != escaped("a\ud801")
+
+
+# -- CMQ topic pushes -------------------------------------------------------------------------------
+
+NOTIFY = {
+    "TopicOwner": 100015036,
+    "topicName": "MyTopic",
+    "subscriptionName": "mysubscription",
+    "msgId": "6942316962",
+    "msgBody": json.dumps(SEED),
+    "publishTime": 11203432,
+}  # the documented JSON notify (cloud.tencent.com/document/product/1496/65109), our body
+
+
+def test_the_documented_json_notify() -> None:
+    message = parse_cmq_push(json.dumps(NOTIFY).encode(), {"x-cmq-message-id": "6942316962"})
+    assert (message.source, message.request_key, message.message_id) == (
+        "cmq",
+        "cmq/6942316962",
+        "6942316962",
+    )
+    assert message.topic == "MyTopic" and message.document == SEED and message.problem is None
+
+
+def test_the_simplified_format_takes_the_header_id() -> None:
+    message = parse_cmq_push(json.dumps(SEED).encode(), {"x-cmq-message-id": "6942316962"})
+    assert message.request_key == "cmq/6942316962" and message.document == SEED
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "fragment"),
+    [
+        (b"\xed\xa0\x80", {}, "not valid UTF-8"),
+        (b"{}", {}, "not a CMQ push"),
+        (json.dumps({**NOTIFY, "msgId": None}).encode(), {}, "no usable msgId"),
+        (json.dumps({**NOTIFY, "msgBody": 7}).encode(), {}, "must be a string"),
+        (b"Hello from CMQ!", {"x-cmq-message-id": "m9"}, "not valid JSON"),
+    ],
+)
+def test_unusable_pushes_become_one_problem(body: bytes, headers: dict[str, str], fragment: str) -> None:
+    message = parse_cmq_push(body, headers)
+    assert message.source == "cmq" and message.problem is not None and fragment in message.problem

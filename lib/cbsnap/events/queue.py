@@ -1,18 +1,22 @@
 """The SCF message-queue triggers' events, read into one request per message.
 
-Three shapes arrive at the same handler (samples in ``events/``)::
+These shapes arrive at the same handler (samples in ``events/``)::
 
-    CMQ topic  {"Records": [{"CMQ": {"type": "topic", "topicName", "msgId", "msgBody", …}}]}
     CKafka     {"Records": [{"Ckafka": {"topic", "partition", "offset", "msgKey", "msgBody"}}]}
     TDMQ       {"specversion", "id", "type": "connector:tdmq", "source": "tdmq.cloud.tencent",
                 "data": {"topic", "msgId", "msgBody", …}}          (one message, via EventBridge)
+    TDMQ batch {"EventList": [<the CloudEvent above>, …]}          (EventBridge, batching on)
+
+SCF's CMQ trigger is gone with CMQ (retired 2022-12-31): a ``Records[].CMQ`` record is refused
+like any unknown record. A TDMQ-CMQ topic pushes over HTTP to the function URL instead, read
+by :func:`parse_cmq_push` for the webhook's push route (key ``cmq/<msgId>``).
 
 Each ``msgBody`` is a request document (JSON text; base64 of JSON text is accepted
 too). Records are independent: a malformed record becomes a message with a
 ``problem``, reported as a 9003 result, and the others still run. Nothing here raises
 for bad input.
 
-Request keys are stable across redeliveries of the same message: ``cmq/<msgId>``,
+Request keys are stable across redeliveries of the same message:
 ``ckafka/<topic>/<partition>/<offset>``, ``tdmq/<data.msgId>``.
 """
 
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cbsnap.errors import RedeliveryRequested
+from cbsnap.events.text import ASCII_DIGITS, escaped, is_text
 from cbsnap.models import SnapshotResult
 from cbsnap.outcome import Outcome, summarize
 from cbsnap.sinks import DeliveryReport, RequestMeta
@@ -92,16 +97,17 @@ def _text_id(value: Any) -> str | None:
 
 
 def _topic(value: Any) -> str | None:
-    return value[:_TOPIC_MAX] if isinstance(value, str) and value else None
+    """A topic name for a result's ``source_id``; escaped when it is not text (never keyed)."""
+    return escaped(value[:_TOPIC_MAX]) if isinstance(value, str) and value else None
 
 
 def _offset(value: Any) -> int | None:
-    """A Kafka partition or offset: a non-negative integer (or its decimal text)."""
+    """A Kafka partition or offset: a non-negative integer (or its ASCII decimal text)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value if value >= 0 else None
-    if isinstance(value, str) and value.isdigit() and len(value) <= 20:
+    if isinstance(value, str) and ASCII_DIGITS.fullmatch(value):
         return int(value)
     return None
 
@@ -128,26 +134,22 @@ def _message(source: str, msg_id: str, topic: str | None, body: Any, where: str)
     )
 
 
-def _cmq(record: Mapping[str, Any], where: str) -> QueueMessage:
-    msg_id = _text_id(record.get("msgId"))
-    if msg_id is None:
-        return _malformed("cmq", where, "the CMQ record has no usable msgId")
-    return _message(
-        "cmq", msg_id, _topic(record.get("topicName")), record.get("msgBody"), f"{where} (msgId {msg_id})"
-    )
-
-
 def _ckafka(record: Mapping[str, Any], where: str) -> QueueMessage:
-    topic = _topic(record.get("topic"))
+    raw_topic = record.get("topic")
+    if isinstance(raw_topic, str) and not is_text(raw_topic):  # it would be part of the key
+        return _malformed("ckafka", where, "the Ckafka record's topic is not valid Unicode text")
+    topic = _topic(raw_topic)
     partition, offset = _offset(record.get("partition")), _offset(record.get("offset"))
     if topic is None or partition is None or offset is None:
-        return _malformed("ckafka", where, "the Ckafka record needs topic, partition and offset")
+        return _malformed(
+            "ckafka", where, "the Ckafka record needs topic, partition and offset (offsets in ASCII digits)"
+        )
     msg_id = f"{topic}/{partition}/{offset}"
     return _message("ckafka", msg_id, topic, record.get("msgBody"), f"{where} ({msg_id})")
 
 
-def _tdmq(event: Mapping[str, Any]) -> QueueMessage:
-    where = "data"
+def _tdmq(event: Mapping[str, Any], where: str = "data") -> QueueMessage:
+    """One TDMQ CloudEvent; ``where`` names it in a batch (``EventList[2]``)."""
     event_id = _text_id(event.get("id"))
     data = event.get("data")
     if not isinstance(data, Mapping):
@@ -160,17 +162,39 @@ def _tdmq(event: Mapping[str, Any]) -> QueueMessage:
     )
 
 
+def _event_list(events: Any) -> QueueEvent:
+    """EventBridge's batched delivery, ``{"EventList": [<CloudEvent>, …]}``: each event is its
+    own message, so one that cannot be used is one 9003 and the others still run."""
+    if not isinstance(events, list):
+        problem = f"EventList must be a list, got {type(events).__name__}"
+        return QueueEvent("tdmq", [_malformed("tdmq", "event", problem)])
+    if not events:
+        return QueueEvent("tdmq", [_malformed("tdmq", "event", "EventList is empty: no messages")])
+    messages: list[QueueMessage] = []
+    for index, item in enumerate(events):
+        where = f"EventList[{index}]"
+        if not isinstance(item, Mapping):
+            problem = f"an event must be a JSON object, got {type(item).__name__}"
+            messages.append(_malformed("tdmq", where, problem))
+        elif not _is_cloud_event(item):
+            messages.append(_malformed("tdmq", where, "not a CloudEvent (no specversion, no connector type)"))
+        else:
+            messages.append(_tdmq(item, where))
+    return QueueEvent("tdmq", messages)
+
+
 def _record(record: Any, index: int) -> QueueMessage:
     where = f"Records[{index}]"
     if not isinstance(record, Mapping):
         return _malformed("queue", where, f"a record must be a JSON object, got {type(record).__name__}")
-    # The documented keys are "CMQ" and "Ckafka"; the spelling is not trusted beyond case.
+    # The documented key is "Ckafka"; the spelling is not trusted beyond case.
     kinds = {str(k).lower(): v for k, v in record.items()}
-    if isinstance(kinds.get("cmq"), Mapping):
-        return _cmq(kinds["cmq"], where)
     if isinstance(kinds.get("ckafka"), Mapping):
         return _ckafka(kinds["ckafka"], where)
-    return _malformed("queue", where, "the record is neither a CMQ nor a Ckafka message")
+    if "cmq" in kinds:
+        problem = "a CMQ trigger record: SCF has no CMQ trigger since CMQ's retirement; use a TDMQ-CMQ push"
+        return _malformed("queue", where, problem)
+    return _malformed("queue", where, "the record is not a Ckafka message")
 
 
 def _is_cloud_event(event: Mapping[str, Any]) -> bool:
@@ -179,14 +203,14 @@ def _is_cloud_event(event: Mapping[str, Any]) -> bool:
 
 
 def parse_queue_event(event: Any) -> QueueEvent:
-    """Read a CMQ, CKafka or TDMQ (EventBridge) event into messages; never raises.
+    """Read a CKafka or TDMQ (EventBridge, single or batched) event into messages; never raises.
 
     Example
     -------
     >>> body = json.dumps({"storageId": "disk-g73hhs4o"})
-    >>> parsed = parse_queue_event({"Records": [{"CMQ": {"msgId": "m1", "msgBody": body}}]})
-    >>> [(m.request_key, m.document) for m in parsed.messages]
-    [('cmq/m1', {'storageId': 'disk-g73hhs4o'})]
+    >>> record = {"Ckafka": {"topic": "t", "partition": 0, "offset": 7, "msgBody": body}}
+    >>> [(m.request_key, m.document) for m in parse_queue_event({"Records": [record]}).messages]
+    [('ckafka/t/0/7', {'storageId': 'disk-g73hhs4o'})]
     """
     if not isinstance(event, Mapping):
         problem = f"a queue event must be a JSON object, got {type(event).__name__}"
@@ -201,10 +225,63 @@ def parse_queue_event(event: Any) -> QueueEvent:
         messages = [_record(r, i) for i, r in enumerate(records)]
         sources = {m.source for m in messages}
         return QueueEvent(sources.pop() if len(sources) == 1 else "queue", messages)
+    if "EventList" in event:
+        return _event_list(event["EventList"])
     if _is_cloud_event(event):
         return QueueEvent("tdmq", [_tdmq(event)])
-    problem = "not a queue event: expected Records (CMQ, CKafka) or a TDMQ CloudEvent"
+    problem = "not a queue event: expected Records (CKafka), a TDMQ CloudEvent or an EventList of them"
     return QueueEvent("queue", [_malformed("queue", "event", problem)])
+
+
+# -- a CMQ topic's HTTP push (cbsnap.push) -----------------------------------------------
+
+CMQ_MESSAGE_ID_HEADER = "x-cmq-message-id"
+
+
+def parse_cmq_push(body: bytes, headers: Mapping[str, str]) -> QueueMessage:
+    """Read one TDMQ-CMQ topic push (an HTTP POST) into a message; never raises.
+
+    Both of CMQ's notify formats (``CreateCmqSubscribe``'s ``NotifyContentFormat``):
+
+    * ``JSON`` (the default): the body is ``{"TopicOwner", "topicName", "subscriptionName",
+      "msgId", "msgBody", "publishTime"}`` and ``msgBody`` is the request document;
+    * ``SIMPLIFIED``: the body is the request document itself and the message id comes in
+      the ``x-cmq-message-id`` header (``headers`` are keyed by lower-cased name).
+
+    A request document has neither ``msgId`` nor ``msgBody`` (unknown fields are refused),
+    so the two cannot be mistaken for each other. The key is ``cmq/<msgId>``, as for CMQ's
+    old SCF trigger: a message that reaches cbsnap both ways is one request.
+
+    Example
+    -------
+    >>> notify = {"topicName": "t", "msgId": "6942316962", "msgBody": '{"storageId": "disk-g73hhs4o"}'}
+    >>> message = parse_cmq_push(json.dumps(notify).encode(), {})
+    >>> message.request_key, message.document
+    ('cmq/6942316962', {'storageId': 'disk-g73hhs4o'})
+    """
+    where = "push"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return _malformed("cmq", where, "the push body is not valid UTF-8 text")
+    try:
+        notify = json.loads(text)
+    except (ValueError, RecursionError):
+        notify = None
+    if isinstance(notify, dict) and "msgId" in notify and "msgBody" in notify:
+        msg_id = _text_id(notify.get("msgId"))
+        if msg_id is None:
+            return _malformed("cmq", where, "the CMQ notify has no usable msgId")
+        topic = _topic(notify.get("topicName"))
+        return _message("cmq", msg_id, topic, notify.get("msgBody"), f"{where} (msgId {msg_id})")
+    header_id = _text_id(headers.get(CMQ_MESSAGE_ID_HEADER))
+    if header_id is not None:  # SIMPLIFIED: the body is the message as published
+        return _message("cmq", header_id, None, text, f"{where} (msgId {header_id})")
+    problem = (
+        "not a CMQ push: the body is not CMQ's JSON notify ({msgId, msgBody, …}) "
+        f"and there is no {CMQ_MESSAGE_ID_HEADER} header"
+    )
+    return _malformed("cmq", where, problem)
 
 
 # -- the batch's answer ----------------------------------------------------------------

@@ -3,12 +3,18 @@
 ``Message`` is the trigger's argument string (≤ 4 KB): the request document as
 JSON. A retried firing keeps its ``Time``; the next firing has a new one, so
 ``TriggerName`` + ``Time`` identifies one firing.
+
+``TriggerName`` and ``Time`` become the request key, so they must be text: one that
+holds a lone surrogate (JSON ``"\ud800"``) is refused, and carried escaped
+(:mod:`cbsnap.events.text`) so that the refusal itself can be keyed and logged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from cbsnap.events.text import escaped, is_text
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,11 @@ def parse_timer_event(event: Any, default_request: dict[str, Any] | None) -> Tim
     name = name if isinstance(name, str) else ""
     fired = fired if isinstance(fired, str) else ""
     if not isinstance(kind, str) or kind.lower() != "timer":
-        return TimerFiring(name, fired, None, "not a timer event: Type must be 'Timer'")
+        return TimerFiring(escaped(name), escaped(fired), None, "not a timer event: Type must be 'Timer'")
+    for field, value in (("TriggerName", name), ("Time", fired)):
+        if not is_text(value):  # it would be hashed into the request key, and logged
+            problem = f"the timer's {field} is not valid Unicode text (it holds a lone surrogate)"
+            return TimerFiring(escaped(name), escaped(fired), None, problem)
     message = event.get("Message", "")
     if message is None or (isinstance(message, str) and not message.strip()):
         if default_request is None:
