@@ -234,3 +234,18 @@ def test_a_dry_run_lists_the_copies_it_would_make_and_mutates_nothing(emu: Emula
     assert "would copy to ap-shanghai, ap-beijing" in result["message"]
     mutating = ("CreateSnapshot", "CopySnapshotCrossRegions", "TagResources", "ModifySnapshotAttribute")
     assert [c for c in emu.calls() if c["action"] in mutating] == [] and emu.invocations() == []
+
+
+def test_copies_of_a_source_not_usable_by_the_give_up_time_fail_beside_its_timeout(emu: Emulator) -> None:
+    cloud = Cloud(emu, notify_poll=1.0, notify_max_wait=1)  # the source takes 2 s to be usable
+    document = dr_request(notify="completed", replyTo={"queue": REPLY})
+    index_handler(document, scf_context())
+    cloud.run_links()
+    got = sorted((e["action"], (e.get("copies") or [{}])[0].get("region")) for _, e, _ in events(emu))
+    assert got == [
+        ("snapshot.copy_failed", "ap-beijing"),
+        ("snapshot.copy_failed", "ap-shanghai"),
+        ("snapshot.timeout", None),
+    ]
+    assert all("gave up at" in e["message"] for _, e, _ in events(emu))
+    assert copies_in(emu, "ap-shanghai") == [] and copies_in(emu, "ap-beijing") == []
