@@ -174,8 +174,9 @@ class Copier:
                 states.update((s.snapshot_id, s) for s in page)
         work: dict[str, CopyWork] = {}
         out: list[SnapshotResult] = []
+        is_source = {id(r) for r in sources}
         for result in results:
-            if result not in sources or result.snapshotId is None:
+            if id(result) not in is_source or result.snapshotId is None:
                 out.append(result)
                 continue
             item = CopyWork(
