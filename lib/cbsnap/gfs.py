@@ -38,8 +38,9 @@ RULE_ORDER = ("keepLast", "daily", "weekly", "monthly", "yearly")
 def zone_named(name: str) -> tzinfo | None:
     """The IANA time zone ``name`` (``"UTC"``, ``"Asia/Shanghai"``…), or None if unknown.
 
-    ``zoneinfo`` reads the system's tz database, or the ``tzdata`` package where the system
-    has none (it ships in the SCF package for that reason).
+    ``zoneinfo`` reads the system's tz database (or the ``tzdata`` package, if installed). The
+    SCF package does not ship ``tzdata`` (size); on a runtime without a tz database every zone
+    but UTC is unknown, and the request says so (9003) instead of bucketing in a wrong zone.
     """
     if name in ("UTC", "Etc/UTC"):
         return timezone.utc
