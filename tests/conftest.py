@@ -47,6 +47,41 @@ def run_timer(document: Any, *, name: str = "t1", time: str = "2026-11-28T02:00:
     return response
 
 
+def ckafka_event(
+    *bodies: Any, topic: str = "cbsnap-requests", partition: int = 0, start: int = 1
+) -> dict[str, Any]:
+    """A CKafka trigger event with one record per body (JSON-encoded unless already text).
+
+    The records sit at offsets ``start``, ``start + 1`` … of ``topic``/``partition``: their
+    message ids are ``"<topic>/<partition>/<offset>"`` (see :func:`ckafka_id`) and their
+    request keys ``ckafka/<message id>``, the same on every redelivery of the event.
+    """
+    records = []
+    for offset, body in enumerate(bodies, start=start):
+        text = body if isinstance(body, str) else json.dumps(body)
+        record = {"topic": topic, "partition": partition, "offset": offset, "msgKey": "None", "msgBody": text}
+        records.append({"Ckafka": record})
+    return {"Records": records}
+
+
+def ckafka_id(offset: int, *, topic: str = "cbsnap-requests", partition: int = 0) -> str:
+    """The message id :func:`ckafka_event` gives the record at ``offset``."""
+    return f"{topic}/{partition}/{offset}"
+
+
+# The request documents of the retired CMQ trigger's sample (events/cmq.json, deleted with the
+# trigger): a single disk with its own name, and a list with a per-disk name and a tag. The tests
+# that delivered that sample send the same documents as CKafka records.
+SAMPLE_REQUESTS = (
+    {"storageId": "disk-g73hhs4o", "snapshotName": "mySnap"},
+    {
+        "disks": ["disk-q7m3x9ab", {"storageId": "disk-w9f4h1sz", "snapshotName": "db"}],
+        "snapshotName": "from-queue",
+        "tags": {"team": "ops"},
+    },
+)
+
+
 def answer(handler: Any, event: Any, context: Any = None) -> tuple[dict[str, Any], bool]:
     """A handler's response, and whether it asked the platform for a redelivery.
 

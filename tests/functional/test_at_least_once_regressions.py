@@ -25,7 +25,7 @@ from cbsnap_emulator import Emulator, Fault
 from handlers import messages as messages_handler
 from handlers import timer as timer_handler
 from handlers import webhook as webhook_handler
-from tests.conftest import RuntimeHarness, emulator_settings, owned_snapshots, scf_context
+from tests.conftest import RuntimeHarness, ckafka_event, emulator_settings, owned_snapshots, scf_context
 
 DISK = "disk-g73hhs4o"
 
@@ -39,22 +39,16 @@ def firing(document: Any) -> dict[str, Any]:
     }
 
 
-def cmq(document: Any, msg_id: str = "1407374883553281") -> dict[str, Any]:
-    return {
-        "Records": [
-            {"CMQ": {"type": "topic", "topicName": "t", "msgId": msg_id, "msgBody": json.dumps(document)}}
-        ]
-    }
-
-
 # -- a redelivery whose look-before-create fails creates a second snapshot ---------------------
 
 
-@pytest.mark.parametrize("trigger", ["timer", "cmq"])
+@pytest.mark.parametrize("trigger", ["timer", "ckafka"])
 def test_a_redelivery_that_cannot_look_does_not_create_a_second_snapshot(
     emulator: Emulator, harness: RuntimeHarness, trigger: str
 ) -> None:
-    event = firing({"storageId": DISK}) if trigger == "timer" else cmq({"storageId": DISK})
+    event = (
+        firing({"storageId": DISK}) if trigger == "timer" else ckafka_event({"storageId": DISK}, topic="t")
+    )
     handler = timer_handler.main_handler if trigger == "timer" else messages_handler.main_handler
     first = handler(event, scf_context())
     assert first["results"][0]["code"] == 0
@@ -109,7 +103,7 @@ def test_deep_correlation_near_the_recursion_limit_is_a_9003_not_an_exception(
 
 def test_deep_correlation_in_a_queue_message_is_a_9003(emulator: Emulator, harness: RuntimeHarness) -> None:
     for depth in DEPTHS:
-        event = {"Records": [{"CMQ": {"msgId": f"m{depth}", "msgBody": _deep(depth)}}]}
+        event = ckafka_event(_deep(depth), topic="t", start=depth)
         response = messages_handler.main_handler(event, scf_context())
         assert [r["code"] for r in response["results"]] == [9003], depth
     assert emulator.calls() == []
@@ -144,7 +138,7 @@ def test_a_lost_reply_unresolved_at_the_deadline_gets_the_message_redelivered(em
     # (2 s limit less the 0.5 s margin), so there is no time left to look for it.
     emulator.add_fault(Fault(action="CreateSnapshot", kind="latency", latency=1.6, times=1))
     emulator.add_fault(Fault(action="CreateSnapshot", kind="lost_reply", times=1))
-    event = cmq({"storageId": DISK}, msg_id="lost-at-deadline")
+    event = ckafka_event({"storageId": DISK}, topic="lost-at-deadline", start=1407)
 
     started = time.monotonic()
     try:

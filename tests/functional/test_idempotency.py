@@ -285,10 +285,12 @@ def _deliver_in_a_fresh_process(emulator: Emulator, event: dict[str, Any]) -> di
     return answer
 
 
-def test_a_cmq_message_redelivered_to_a_fresh_process_returns_the_same_snapshots(emulator: Emulator) -> None:
-    from tests.conftest import load_event
+def test_a_queue_message_redelivered_to_a_fresh_process_returns_the_same_snapshots(
+    emulator: Emulator,
+) -> None:
+    from tests.conftest import SAMPLE_REQUESTS, ckafka_event
 
-    event = load_event("cmq.json")
+    event = ckafka_event(*SAMPLE_REQUESTS)  # DISKS, over two messages
     first = _deliver_in_a_fresh_process(emulator, event)
     assert first["results"] and all(r["code"] == 0 for r in first["results"])
     emulator.advance(5)  # the snapshots finished; CBS would now accept a second one

@@ -11,19 +11,18 @@ from cbsnap.events.queue import MessagesNotAttempted
 from cbsnap.ownership import TRIGGER_TAG
 from cbsnap_emulator import Emulator, Fault
 from handlers.messages import main_handler
-from tests.conftest import RuntimeHarness, answer, emulator_settings, load_event, owned_snapshots, scf_context
-from tests.unit.test_queue_events import CKAFKA_DOC, CMQ_DOC, TDMQ_DOC, with_bodies
-
-
-def cmq(*bodies: Any, start: int = 1) -> dict[str, Any]:
-    """A CMQ topic event with one record per body (JSON-encoded unless already text)."""
-    records = []
-    for i, body in enumerate(bodies, start=start):
-        text = body if isinstance(body, str) else json.dumps(body)
-        records.append(
-            {"CMQ": {"type": "topic", "topicName": "cbsnap-requests", "msgId": f"m{i}", "msgBody": text}}
-        )
-    return {"Records": records}
+from tests.conftest import (
+    SAMPLE_REQUESTS,
+    RuntimeHarness,
+    answer,
+    ckafka_event,
+    emulator_settings,
+    load_event,
+    owned_snapshots,
+    scf_context,
+)
+from tests.conftest import ckafka_id as m
+from tests.unit.test_queue_events import CKAFKA_DOC, RETIRED_CMQ_RECORD, TDMQ_DOC, with_bodies
 
 
 def by_disk(response: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -34,20 +33,40 @@ def creates(emulator: Emulator) -> list[dict[str, Any]]:
     return emulator.calls(action="CreateSnapshot")
 
 
-def test_cmq_sample_event(emulator: Emulator, harness: RuntimeHarness) -> None:
-    response = main_handler(load_event("cmq.json"), scf_context())
+def test_a_queue_batch_names_each_disk_and_message(emulator: Emulator, harness: RuntimeHarness) -> None:
+    """The retired CMQ sample's two requests, delivered as CKafka records."""
+    response = main_handler(ckafka_event(*SAMPLE_REQUESTS, start=1407), scf_context())
 
-    assert response["trigger"] == "cmq" and response["messages"] == 2
+    assert response["trigger"] == "ckafka" and response["messages"] == 2
     results = by_disk(response)
     assert set(results) == {"disk-g73hhs4o", "disk-q7m3x9ab", "disk-w9f4h1sz"}
     assert all(r["code"] == 0 and r["snapshotId"].startswith("snap-") for r in results.values())
-    assert results["disk-g73hhs4o"]["messageId"] == "1407374883553281"
+    assert results["disk-g73hhs4o"]["messageId"] == "cbsnap-requests/0/1407"
     assert results["disk-g73hhs4o"]["snapshotName"] == "mySnap"
-    assert results["disk-w9f4h1sz"]["messageId"] == "1407374883553282"
+    assert results["disk-w9f4h1sz"]["messageId"] == "cbsnap-requests/0/1408"
     assert results["disk-w9f4h1sz"]["snapshotName"] == "db"
     [snap] = owned_snapshots(emulator, "disk-q7m3x9ab")
     tags = {t["Key"]: t["Value"] for t in snap["Tags"]}
-    assert tags[TRIGGER_TAG] == "cmq" and tags["team"] == "ops"
+    assert tags[TRIGGER_TAG] == "ckafka" and tags["team"] == "ops"
+
+
+def test_a_cmq_trigger_record_is_refused_with_the_reason(emulator: Emulator, harness: RuntimeHarness) -> None:
+    """SCF has no CMQ trigger since CMQ's retirement: such a record (the deleted sample's,
+    verbatim) is a 9003 that says so, next to a CKafka record that still runs; never dropped."""
+    event = ckafka_event({"storageId": "disk-lzrg2pwi"})
+    event["Records"].insert(0, RETIRED_CMQ_RECORD)
+
+    response = main_handler(event, scf_context())
+
+    refused, ran = response["results"]
+    assert response["messages"] == 2 and response["trigger"] == "queue"
+    assert (refused["messageId"], refused["storageId"], refused["code"]) == ("Records[0]", None, 9003)
+    assert refused["message"].startswith("Records[0]: ")
+    assert "CMQ trigger" in refused["message"] and "TDMQ-CMQ push" in refused["message"]
+    assert (ran["messageId"], ran["code"]) == (m(1), 0)
+    assert [c["params"]["DiskId"] for c in creates(emulator)] == ["disk-lzrg2pwi"]
+    logged = [r["result"] for r in harness.log_records() if "result" in r]
+    assert [r["code"] for r in logged] == [9003, 0], "the refusal is logged too"
 
 
 def test_ckafka_sample_event(emulator: Emulator, harness: RuntimeHarness) -> None:
@@ -62,7 +81,7 @@ def test_tdmq_sample_event(emulator: Emulator, harness: RuntimeHarness) -> None:
     assert {r["messageId"] for r in response["results"]} == {"CAIQBBgAIAA="}
 
 
-@pytest.mark.parametrize(("shape", "trigger"), [(CMQ_DOC, "cmq"), (CKAFKA_DOC, "ckafka"), (TDMQ_DOC, "tdmq")])
+@pytest.mark.parametrize(("shape", "trigger"), [(CKAFKA_DOC, "ckafka"), (TDMQ_DOC, "tdmq")])
 def test_documented_tencent_shapes(
     emulator: Emulator, harness: RuntimeHarness, shape: dict[str, Any], trigger: str
 ) -> None:
@@ -77,7 +96,7 @@ def test_documented_tencent_shapes(
 def test_a_mixed_batch_reports_every_record_and_runs_the_good_ones(
     emulator: Emulator, harness: RuntimeHarness
 ) -> None:
-    event = cmq(
+    event = ckafka_event(
         {"storageId": "disk-g73hhs4o"},
         "not json at all",
         {"disks": ["disk-lzrg2pwi", "disk-SHOUTING"]},
@@ -90,16 +109,16 @@ def test_a_mixed_batch_reports_every_record_and_runs_the_good_ones(
 
     rows = [(r["messageId"], r.get("storageId"), r["code"]) for r in response["results"]]
     assert rows == [
-        ("m1", "disk-g73hhs4o", 0),
-        ("m2", None, 9003),
+        (m(1), "disk-g73hhs4o", 0),
+        (m(2), None, 9003),
         ("Records[2]", None, 9003),
-        ("m3", "disk-lzrg2pwi", 0),
-        ("m3", "disk-SHOUTING", 9003),
-        ("m4", "disk-aaaaaaa1", 9003),
+        (m(3), "disk-lzrg2pwi", 0),
+        (m(3), "disk-SHOUTING", 9003),
+        (m(4), "disk-aaaaaaa1", 9003),
         ("Records[5]", None, 9003),
     ]
     assert response["messages"] == 6 and response["failed"] == 5
-    assert "msgId m2" in response["results"][1]["message"]
+    assert f"Records[1] ({m(2)})" in response["results"][1]["message"]
     assert "Records[2]" in response["results"][2]["message"]
     assert sorted(c["params"]["DiskId"] for c in creates(emulator)) == ["disk-g73hhs4o", "disk-lzrg2pwi"]
     logged = [r["result"] for r in harness.log_records() if "result" in r]
@@ -116,8 +135,20 @@ def test_a_mixed_batch_reports_every_record_and_runs_the_good_ones(
         {"Records": "x"},
         {"Records": []},
         {"Records": [None, 1, "x", [], {}]},
-        {"Records": [{"CMQ": {"msgId": "m1", "msgBody": None}}]},
-        {"Records": [{"CMQ": {"msgId": "m1", "msgBody": {"storageId": "disk-g73hhs4o"}}}]},
+        {"Records": [{"Ckafka": {"topic": "t", "partition": 0, "offset": 1, "msgBody": None}}]},
+        {
+            "Records": [
+                {
+                    "Ckafka": {
+                        "topic": "t",
+                        "partition": 0,
+                        "offset": 1,
+                        "msgBody": {"storageId": "disk-g73hhs4o"},
+                    }
+                }
+            ]
+        },
+        {"Records": [{"CMQ": {"msgId": "m1", "msgBody": json.dumps({"storageId": "disk-g73hhs4o"})}}]},
         {"Records": [{"Ckafka": {"topic": "t", "partition": 0, "offset": 1, "msgBody": "[1, 2]"}}]},
         {"specversion": "0", "type": "connector:tdmq", "data": "x"},
         {"Type": "Timer", "TriggerName": "t", "Time": "x", "Message": "{}"},
@@ -138,8 +169,10 @@ def test_a_disk_still_busy_is_16005_and_its_message_is_redelivered(
 ) -> None:
     emulator.add_fault(Fault(action="CreateSnapshot", code="InvalidDisk.Busy", disk_id="disk-g73hhs4o"))
     with pytest.raises(MessagesNotAttempted) as info:
-        main_handler(cmq({"storageId": "disk-g73hhs4o"}, {"storageId": "disk-lzrg2pwi"}), scf_context())
-    assert info.value.message_ids == ["m1"], "only the message with the busy disk comes back"
+        main_handler(
+            ckafka_event({"storageId": "disk-g73hhs4o"}, {"storageId": "disk-lzrg2pwi"}), scf_context()
+        )
+    assert info.value.message_ids == [m(1)], "only the message with the busy disk comes back"
     assert info.value.response is not None
     results = by_disk(info.value.response)
     assert results["disk-g73hhs4o"]["code"] == 16005 and results["disk-lzrg2pwi"]["code"] == 0
@@ -158,9 +191,9 @@ def test_cloud_failures_end_with_their_code_and_transient_ones_are_redelivered(
     emulator: Emulator, harness: RuntimeHarness, api_code: str, seed_code: int, redelivered: bool
 ) -> None:
     emulator.add_fault(Fault(action="CreateSnapshot", code=api_code))
-    response, redelivery = answer(main_handler, cmq({"storageId": "disk-g73hhs4o"}))
+    response, redelivery = answer(main_handler, ckafka_event({"storageId": "disk-g73hhs4o"}))
     [result] = response["results"]
-    assert result["code"] == seed_code and result["messageId"] == "m1"
+    assert result["code"] == seed_code and result["messageId"] == m(1)
     assert redelivery == redelivered
 
 
@@ -169,21 +202,21 @@ def test_out_of_time_raises_after_logging_every_result(emulator: Emulator) -> No
     h = RuntimeHarness(emulator_settings(emulator, rate_limit=2.0, concurrency=1, safety_margin_ms=0))
     disks = ["disk-g73hhs4o", "disk-lzrg2pwi", "disk-aaaaaaa1", "disk-aaaaaaa2"]
     late, later = emulator.add_disks(2)
-    event = cmq({"disks": disks}, {"storageId": late}, {"storageId": later}, {"disks": ["disk-BAD"]})
+    event = ckafka_event({"disks": disks}, {"storageId": late}, {"storageId": later}, {"disks": ["disk-BAD"]})
 
     with pytest.raises(MessagesNotAttempted) as info:
         main_handler(event, scf_context(timeout_ms=1200))
 
-    # m1 ran out of time part-way, m2 before its create, m3 before its DescribeDisks;
-    # m4 was invalid, which is final.
-    assert info.value.message_ids == ["m1", "m2", "m3"]
-    assert "m4" not in str(info.value)
+    # offset 1 ran out of time part-way, 2 before its create, 3 before its DescribeDisks;
+    # 4 was invalid, which is final.
+    assert info.value.message_ids == [m(1), m(2), m(3)]
+    assert m(4) not in str(info.value)
     logged = [r["result"] for r in h.log_records() if "result" in r]
     assert {(r["messageId"], r["storageId"]) for r in logged} == {
-        *(("m1", d) for d in disks),
-        ("m2", late),
-        ("m3", later),
-        ("m4", "disk-BAD"),
+        *((m(1), d) for d in disks),
+        (m(2), late),
+        (m(3), later),
+        (m(4), "disk-BAD"),
     }
     attempted = {c["params"]["DiskId"] for c in creates(emulator)}
     assert attempted and attempted < set(disks)
@@ -194,26 +227,27 @@ def test_out_of_time_raises_after_logging_every_result(emulator: Emulator) -> No
 def test_an_expired_invocation_attempts_nothing_and_raises(
     emulator: Emulator, harness: RuntimeHarness
 ) -> None:
-    with pytest.raises(MessagesNotAttempted, match="m1"):
-        main_handler(cmq({"storageId": "disk-g73hhs4o"}), scf_context(timeout_ms=0))
+    with pytest.raises(MessagesNotAttempted) as info:
+        main_handler(ckafka_event({"storageId": "disk-g73hhs4o"}), scf_context(timeout_ms=0))
+    assert info.value.message_ids == [m(1)] and m(1) in str(info.value)
     assert creates(emulator) == []
     [logged] = [r["result"] for r in harness.log_records() if "result" in r]
-    assert logged["code"] == 6000 and logged["messageId"] == "m1"
+    assert logged["code"] == 6000 and logged["messageId"] == m(1)
 
 
 def test_the_exception_and_logs_never_carry_secrets(emulator: Emulator) -> None:
     secret = "whsec-DISTINCTIVE-queue-9f27-0123456789"
     h = RuntimeHarness(emulator_settings(emulator, webhook_secret=secret, secret_key="wrong-key-DISTINCT-77"))
-    response = main_handler(cmq({"storageId": "disk-g73hhs4o"}), scf_context())
+    response = main_handler(ckafka_event({"storageId": "disk-g73hhs4o"}), scf_context())
     assert response["results"][0]["code"] == 4100
     assert secret not in h.stream.getvalue() and "wrong-key-DISTINCT-77" not in h.stream.getvalue()
     with pytest.raises(MessagesNotAttempted) as info:
-        main_handler(cmq({"storageId": "disk-g73hhs4o"}), scf_context(timeout_ms=0))
+        main_handler(ckafka_event({"storageId": "disk-g73hhs4o"}), scf_context(timeout_ms=0))
     assert secret not in str(info.value) and "wrong-key-DISTINCT-77" not in str(info.value)
 
 
 def test_a_redelivered_message_does_not_snapshot_twice(emulator: Emulator, harness: RuntimeHarness) -> None:
-    event = cmq({"storageId": "disk-g73hhs4o"})
+    event = ckafka_event({"storageId": "disk-g73hhs4o"})
     first = main_handler(event, scf_context())["results"][0]
     again = main_handler(event, scf_context())["results"][0]
     assert first["code"] == again["code"] == 0

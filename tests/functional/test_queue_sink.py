@@ -24,7 +24,7 @@ from cbsnap.settings import Settings
 from cbsnap.sinks import Redactor, RequestMeta
 from cbsnap_emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Emulator, Fault
 from handlers.timer import main_handler
-from tests.conftest import FAST_POLICY, ROOT, RuntimeHarness, emulator_settings, scf_context
+from tests.conftest import FAST_POLICY, ROOT, RuntimeHarness, ckafka_event, emulator_settings, scf_context
 from tests.functional.test_timer_handler import timer_event
 
 QUEUE = "cbsnap-results"
@@ -332,16 +332,14 @@ def test_the_tdmq_sdk_is_not_imported_until_a_message_is_sent() -> None:
 def test_one_message_per_request_of_a_queue_batch(queues: Emulator, harness: RuntimeHarness) -> None:
     from handlers.messages import main_handler as messages_handler
 
-    def record(msg_id: str, disk: str) -> dict[str, Any]:
-        body = {"storageId": disk, "replyTo": {"queue": QUEUE}, "correlation": {"msg": msg_id}}
-        return {
-            "CMQ": {"type": "topic", "topicName": "requests", "msgId": msg_id, "msgBody": json.dumps(body)}
-        }
+    def request(msg: str, disk: str) -> dict[str, Any]:
+        return {"storageId": disk, "replyTo": {"queue": QUEUE}, "correlation": {"msg": msg}}
 
-    event = {"Records": [record("m-1", "disk-g73hhs4o"), record("m-2", "disk-lzrg2pwi")]}
+    event = ckafka_event(request("m-1", "disk-g73hhs4o"), request("m-2", "disk-lzrg2pwi"), topic="requests")
     messages_handler(event, scf_context())
 
     sent = sorted(bodies(queues, queue=QUEUE), key=lambda b: b["requestKey"])
+    assert [b["requestKey"] for b in sent] == ["ckafka/requests/0/1", "ckafka/requests/0/2"]
     assert [b["correlation"] for b in sent] == [{"msg": "m-1"}, {"msg": "m-2"}]
     assert [[r["storageId"] for r in b["results"]] for b in sent] == [["disk-g73hhs4o"], ["disk-lzrg2pwi"]]
-    assert [b["results"][0]["messageId"] for b in sent] == ["m-1", "m-2"]
+    assert [b["results"][0]["messageId"] for b in sent] == ["requests/0/1", "requests/0/2"]

@@ -6,9 +6,10 @@
   JSON tokens), Unicode digits where ASCII digits belong;
 * request documents with a wrong type (or a wrong value) in every field, whose disk
   references all look like disk IDs but are not;
-* every trigger envelope SCF delivers today (timer, CMQ / CKafka, TDMQ through EventBridge
+* every trigger envelope SCF delivers today (timer, CKafka, TDMQ through EventBridge
   alone and batched, API Gateway, the function URL, a TDMQ-CMQ push to the function URL)
-  with every envelope field fuzzed, keys dropped, and JSON text cut short.
+  with every envelope field fuzzed, keys dropped, and JSON text cut short; and among the
+  malformed shapes, the retired CMQ trigger's records (always refused, 9003).
 
 Nothing here produces a valid disk ID (``disk-`` + 8 of ``[a-z0-9]``) unless asked to;
 :func:`valid_disk_ids_in` finds any that slipped in, so a test can state exactly which
@@ -495,7 +496,14 @@ def message_bodies(documents: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return weighted((4, document_texts(documents)), (1, documents), (1, anything))
 
 
+# The keys a retired CMQ trigger record may carry: its spelling's case is not trusted either
+# way, so each is refused by name ("a CMQ trigger record"); "CMQ " is just an unknown record.
+CMQ_RECORD_KEYS = ("CMQ", "cmq", "Cmq")
+
+
 def cmq_records(documents: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """The retired CMQ trigger's record, fields fuzzed: SCF no longer delivers it, cbsnap must
+    still refuse it (9003 naming why), whatever it holds."""
     body = st.fixed_dictionaries(
         {"msgId": message_ids, "msgBody": message_bodies(documents)},
         optional={
@@ -508,7 +516,7 @@ def cmq_records(documents: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
             "msgTag": _maybe(texts),
         },
     )
-    key = st.sampled_from(["CMQ", "cmq", "Cmq", "CMQ "])
+    key = st.sampled_from([*CMQ_RECORD_KEYS, "CMQ "])
     return st.builds(lambda k, b: {k: b}, key, _maybe(weighted((3, body), (1, partial(body)))))
 
 
@@ -564,10 +572,18 @@ def eventbridge_batches(documents: st.SearchStrategy[Any] = invalid_documents) -
     )
 
 
+def is_cmq_record(record: Any) -> bool:
+    """Whether the product reads ``record`` as the retired CMQ trigger's (and no CKafka one)."""
+    if not isinstance(record, dict):
+        return False
+    kinds = {str(k).lower(): v for k, v in record.items()}
+    return "cmq" in kinds and not isinstance(kinds.get("ckafka"), dict)
+
+
 def queue_events(documents: st.SearchStrategy[Any] = invalid_documents) -> st.SearchStrategy[Any]:
-    """CMQ / CKafka batches (records mixed, some malformed), TDMQ CloudEvents alone and
-    batched, or junk."""
-    record = weighted((3, cmq_records(documents)), (2, ckafka_records(documents)), (1, anything))
+    """CKafka batches (records mixed, some malformed, retired CMQ records among them), TDMQ
+    CloudEvents alone and batched, or junk."""
+    record = weighted((3, ckafka_records(documents)), (1, cmq_records(documents)), (1, anything))
     batches = st.fixed_dictionaries(
         {"Records": weighted((5, st.lists(record, max_size=4)), (1, anything))},
         optional={"Extra": anything},

@@ -3,7 +3,8 @@
 Arbitrary JSON, request documents with wrong types in every field, disk IDs that look
 right but are not, deep nesting, huge and strange strings, bad bytes (lone surrogates,
 NaN and Infinity, Unicode digits), events with keys dropped and JSON text cut short,
-thrown at the timer, the queue handler (CMQ, CKafka, TDMQ alone and batched), the webhook
+thrown at the timer, the queue handler (CKafka, TDMQ alone and batched, and the retired CMQ
+trigger's records, which it must refuse), the webhook
 through API Gateway and through the function URL (unsigned, and signed with the configured
 secret so the payload reaches validation), CMQ pushes to the function URL, and the deployed
 entry point with all of them mixed. For every example:
@@ -229,6 +230,12 @@ def test_queue_handler_answers_every_event_without_touching_the_api(
                 f"one message per item of {field}, malformed ones included"
             )
             break
+    records = event.get("Records") if isinstance(event, dict) else None
+    for index, record in enumerate(records if isinstance(records, list) else []):
+        if fs.is_cmq_record(record):  # the retired CMQ trigger's: refused by name, never dropped
+            [refused] = [r for r in results if r["messageId"] == f"Records[{index}]"]
+            assert refused["code"] == SeedCode.INVALID_PARAMETER and "CMQ trigger" in refused["message"]
+            note_event("a CMQ trigger record refused")
     assert_no_api_call_for_invalid_data(fuzz_emulator, event)
     assert_log_lines(installed)
 
@@ -236,23 +243,27 @@ def test_queue_handler_answers_every_event_without_touching_the_api(
 @fuzz_settings(0.5)
 @given(
     body=st.one_of(fs.document_texts(fs.invalid_documents), fs.anything),
-    kind=st.sampled_from(["cmq", "ckafka", "tdmq", "eventbridge"]),
+    kind=st.sampled_from(["ckafka", "tdmq", "eventbridge", "retired-cmq"]),
 )
 def test_queue_message_body_alone_fuzzed(
     fuzz_emulator: Emulator, installed: RuntimeHarness, body: Any, kind: str
 ) -> None:
-    """Well-formed envelopes of each kind whose msgBody is anything at all."""
+    """Well-formed envelopes of each kind whose msgBody is anything at all; and the retired CMQ
+    trigger's envelope, refused as such whatever its body."""
     _fresh(fuzz_emulator, installed)
     n = next(_unique)
     event = _envelope(kind, n, body)
     results = assert_results(_call_messages(event), queue=True)
     assert [r["code"] for r in results] == [SeedCode.INVALID_PARAMETER] * len(results)
+    if kind == "retired-cmq":
+        [result] = results
+        assert result["messageId"] == "Records[0]" and "CMQ trigger" in result["message"]
     assert_no_api_call_for_invalid_data(fuzz_emulator, event)
     assert_log_lines(installed)
 
 
 def _envelope(kind: str, n: int, body: Any) -> dict[str, Any]:
-    if kind == "cmq":
+    if kind == "retired-cmq":  # SCF's CMQ trigger, gone with CMQ
         return {
             "Records": [{"CMQ": {"type": "topic", "topicName": "fuzz", "msgId": f"m{n}", "msgBody": body}}]
         }
@@ -391,7 +402,7 @@ def test_the_entry_point_answers_every_shape(
 # -- valid and invalid mixed ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("trigger", ["timer", "cmq", "webhook"])
+@pytest.mark.parametrize("trigger", ["timer", "ckafka", "webhook"])
 @fuzz_settings(0.3)
 @given(
     mixed=fs.mixed_disk_lists(),
@@ -418,9 +429,9 @@ def test_only_the_valid_disks_of_a_mixed_request_are_snapshotted(
             {"Type": "Timer", "TriggerName": "mixed", "Time": f"t{n}", "Message": json.dumps(document)}
         )
         request_key = response["requestKey"]
-    elif trigger == "cmq":
-        response = _call_messages(_envelope("cmq", n, json.dumps(document)))
-        request_key = f"cmq/m{n}"
+    elif trigger == "ckafka":
+        response = _call_messages(_envelope("ckafka", n, json.dumps(document)))
+        request_key = f"ckafka/fuzz/0/{n}"
     else:
         event = _webhook_event(document, "document", None)
         status, response = assert_webhook_answer(_call_webhook(signed(event)))
@@ -434,7 +445,7 @@ def test_only_the_valid_disks_of_a_mixed_request_are_snapshotted(
         failures = invalid + len(refused)
         assert (status == 200) == (failures == 0), status
         assert failures == 0 or status in (400, 422)
-    results = assert_results(response, queue=trigger == "cmq")
+    results = assert_results(response, queue=trigger == "ckafka")
 
     creates = fuzz_emulator.calls(action="CreateSnapshot")
     assert sorted(c["params"]["DiskId"] for c in creates) == sorted(valid), (

@@ -1,4 +1,5 @@
-"""Reading CMQ, CKafka and TDMQ events into messages, and the batch's answer (no I/O)."""
+"""Reading CKafka and TDMQ events into messages (the retired CMQ trigger's records refused), a
+TDMQ-CMQ topic's HTTP push, and the batch's answer (no I/O)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tests.conftest import load_event
 SEED = {"storageId": "disk-g73hhs4o", "snapshotName": "mySnap"}
 
 # The documented shapes (tencent-facts §4.1, qcloud-documents), verbatim but for the bodies.
+# CMQ_DOC is the retired CMQ trigger's: SCF no longer delivers it, and cbsnap refuses it (9003).
 CMQ_DOC = {
     "Records": [
         {
@@ -42,6 +44,20 @@ CMQ_DOC = {
             }
         }
     ]
+}
+# The first record of the CMQ trigger's sample event (events/cmq.json, deleted with the trigger).
+RETIRED_CMQ_RECORD = {
+    "CMQ": {
+        "type": "topic",
+        "topicOwner": 1253970226,
+        "topicName": "cbsnap-requests",
+        "subscriptionName": "cbsnap-fn",
+        "publishTime": "2026-11-28T02:00:00.000Z",
+        "msgId": "1407374883553281",
+        "requestId": "1407374883553281",
+        "msgBody": json.dumps(SEED),
+        "msgTag": "snapshot",
+    }
 }
 CKAFKA_DOC = {
     "Records": [
@@ -83,14 +99,29 @@ def with_bodies(event: dict[str, Any], *documents: Any) -> dict[str, Any]:
     return event
 
 
-def test_documented_cmq_shape() -> None:
-    parsed = parse_queue_event(with_bodies(CMQ_DOC, SEED))
+CMQ_REASON = "a CMQ trigger record: SCF has no CMQ trigger"
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        with_bodies(CMQ_DOC, SEED)["Records"][0],
+        RETIRED_CMQ_RECORD,
+        {"cmq": RETIRED_CMQ_RECORD["CMQ"]},  # the key's case is not trusted
+        {"Cmq": {"msgId": 1407374883553281, "msgBody": json.dumps(SEED)}},
+        {"CMQ": {}},
+        {"CMQ": "not an object"},
+    ],
+)
+def test_a_cmq_trigger_record_is_refused_naming_why(record: Any) -> None:
+    """SCF has no CMQ trigger since CMQ's retirement: such a record, even a well-formed one
+    naming a real disk, is a problem that says so (a 9003), never a request nor dropped."""
+    parsed = parse_queue_event({"Records": [record]})
     [message] = parsed.messages
-    assert parsed.source == "cmq"
-    assert (message.source, message.message_id, message.request_key) == ("cmq", "123345346", "cmq/123345346")
-    assert message.topic == "testtopic" and message.document == SEED and message.problem is None
-    meta = message.meta()
-    assert (meta.trigger, meta.message_id, meta.source_id) == ("cmq", "123345346", "testtopic")
+    assert (parsed.source, message.source, message.message_id) == ("queue", "queue", "Records[0]")
+    assert message.document is None and message.request_key == "queue/Records[0]"
+    assert message.problem is not None and message.problem.startswith(f"Records[0]: {CMQ_REASON}")
+    assert "TDMQ-CMQ push" in message.problem
 
 
 def test_documented_ckafka_shape() -> None:
@@ -108,7 +139,7 @@ def test_documented_tdmq_shape() -> None:
     assert message.topic == "persistent://appid/namespace/topic-1" and message.document == SEED
 
 
-@pytest.mark.parametrize("name", ["cmq.json", "ckafka.json", "tdmq.json", "eventbridge-batch.json"])
+@pytest.mark.parametrize("name", ["ckafka.json", "tdmq.json", "eventbridge-batch.json"])
 def test_sample_events_parse_cleanly(name: str) -> None:
     parsed = parse_queue_event(load_event(name))
     assert parsed.messages and all(m.problem is None for m in parsed.messages)
@@ -116,19 +147,21 @@ def test_sample_events_parse_cleanly(name: str) -> None:
 
 
 def test_variants_seen_in_other_docs() -> None:
-    event = with_bodies(CMQ_DOC, SEED)
-    cmq = event["Records"][0]["CMQ"]
-    cmq.update(msgId=1407374883553281, topicOwner="120xxxxx", msgTag=["tag1", "tag2"])
-    [message] = parse_queue_event(event).messages
-    assert message.request_key == "cmq/1407374883553281" and message.problem is None
+    event = with_bodies(CKAFKA_DOC, SEED, SEED)
+    kafka = event["Records"][0]["Ckafka"]
+    del kafka["msgKey"]
+    kafka.update(offset=2**40, timestamp="1615430559146", headers={"k": "v"})
+    first, _ = parse_queue_event(event).messages
+    assert first.request_key == f"ckafka/test-topic/1/{2**40}" and first.problem is None
     # The record key's case is not trusted; a numeric-text offset is fine.
-    kafka = {"Records": [{"ckafka": {"topic": "t", "partition": "0", "offset": "9", "msgBody": "{}"}}]}
-    assert parse_queue_event(kafka).messages[0].request_key == "ckafka/t/0/9"
+    for key in ("ckafka", "CKafka", "CKAFKA"):
+        kafka = {"Records": [{key: {"topic": "t", "partition": "0", "offset": "9", "msgBody": "{}"}}]}
+        assert parse_queue_event(kafka).messages[0].request_key == "ckafka/t/0/9"
 
 
 def test_a_base64_body_of_json_is_accepted() -> None:
     body = base64.b64encode(json.dumps(SEED).encode()).decode()
-    [message] = parse_queue_event(with_bodies(CMQ_DOC, body)).messages
+    message, _ = parse_queue_event(with_bodies(CKAFKA_DOC, body, "{}")).messages
     assert message.document == SEED and message.problem is None
 
 
@@ -142,12 +175,12 @@ def problems(event: Any) -> list[tuple[str | None, str]]:
     ("event", "fragment"),
     [
         (None, "must be a JSON object"),
-        ([{"CMQ": {}}], "must be a JSON object"),
+        ([{"Ckafka": {}}], "must be a JSON object"),
         ("Records", "must be a JSON object"),
         ({}, "not a queue event"),
         ({"Type": "Timer", "Message": "{}"}, "not a queue event"),
         ({"Records": None}, "Records must be a list"),
-        ({"Records": {"CMQ": {}}}, "Records must be a list"),
+        ({"Records": {"Ckafka": {}}}, "Records must be a list"),
         ({"Records": []}, "Records is empty"),
     ],
 )
@@ -160,17 +193,20 @@ def test_unusable_events_become_one_problem(event: Any, fragment: str) -> None:
     ("record", "fragment"),
     [
         ("text", "must be a JSON object"),
-        ({"Cos": {}}, "neither a CMQ nor a Ckafka"),
-        ({"CMQ": "not an object"}, "neither a CMQ nor a Ckafka"),
-        ({"CMQ": {"msgBody": "{}"}}, "no usable msgId"),
-        ({"CMQ": {"msgId": "has space", "msgBody": "{}"}}, "no usable msgId"),
-        ({"CMQ": {"msgId": True, "msgBody": "{}"}}, "no usable msgId"),
+        ({"Cos": {}}, "not a Ckafka message"),
+        ({"Ckafka": "not an object"}, "not a Ckafka message"),
+        ({"CMQ": {"msgId": "m1", "msgBody": json.dumps(SEED)}}, CMQ_REASON),
         ({"Ckafka": {"topic": "t", "partition": 0, "msgBody": "{}"}}, "topic, partition and offset"),
+        ({"Ckafka": {"partition": 0, "offset": 1, "msgBody": "{}"}}, "topic, partition and offset"),
+        ({"Ckafka": {"topic": "", "partition": 0, "offset": 1, "msgBody": "{}"}}, "topic, partition"),
+        ({"Ckafka": {"topic": 7, "partition": 0, "offset": 1, "msgBody": "{}"}}, "topic, partition"),
         ({"Ckafka": {"topic": "t", "partition": -1, "offset": 1, "msgBody": "{}"}}, "topic, partition"),
+        ({"Ckafka": {"topic": "t", "partition": True, "offset": 1, "msgBody": "{}"}}, "topic, partition"),
+        ({"Ckafka": {"topic": "t", "partition": 0, "offset": 1.5, "msgBody": "{}"}}, "topic, partition"),
     ],
 )
 def test_a_record_without_identity_is_named_by_its_index(record: Any, fragment: str) -> None:
-    good = {"CMQ": {"msgId": "m0", "msgBody": json.dumps(SEED)}}
+    good = {"Ckafka": {"topic": "t", "partition": 0, "offset": 0, "msgBody": json.dumps(SEED)}}
     messages = parse_queue_event({"Records": [good, record]}).messages
     assert messages[0].problem is None
     bad = messages[1]
@@ -186,17 +222,18 @@ def test_a_record_without_identity_is_named_by_its_index(record: Any, fragment: 
         ({"storageId": "disk-g73hhs4o"}, "must be a string, got dict"),
         ("", "msgBody is empty"),
         ("   ", "msgBody is empty"),
-        ("Hello from CMQ!", "not valid JSON"),
+        ("Hello from CKafka!", "not valid JSON"),
         (base64.b64encode(b"not json").decode(), "not valid JSON"),
         ("[" * 100_000, "not valid JSON"),
     ],
 )
 def test_bad_bodies_name_their_message(body: Any, fragment: str) -> None:
-    event = with_bodies(CMQ_DOC, SEED)
-    event["Records"][0]["CMQ"]["msgBody"] = body
+    event = copy.deepcopy(CKAFKA_DOC)
+    del event["Records"][1]
+    event["Records"][0]["Ckafka"]["msgBody"] = body
     [(message_id, problem)] = problems(event)
-    assert message_id == "123345346"
-    assert problem.startswith("Records[0] (msgId 123345346): ") and fragment in problem
+    assert message_id == "test-topic/1/36"
+    assert problem.startswith("Records[0] (test-topic/1/36): ") and fragment in problem
 
 
 @pytest.mark.parametrize(
@@ -217,17 +254,26 @@ def test_bad_tdmq_events(data: Any, message_id: str, fragment: str) -> None:
 def test_a_mixed_batch_keeps_every_record() -> None:
     event = {
         "Records": [
-            {"CMQ": {"msgId": "a", "msgBody": json.dumps(SEED)}},
+            {"Ckafka": {"topic": "t", "partition": 0, "offset": 0, "msgBody": json.dumps(SEED)}},
             {"Ckafka": {"topic": "t", "partition": 0, "offset": 1, "msgBody": "nope"}},
             42,
-            {"CMQ": {"msgId": "d", "msgBody": json.dumps({"disks": ["disk-BAD"]})}},
+            RETIRED_CMQ_RECORD,
+            {
+                "Ckafka": {
+                    "topic": "t",
+                    "partition": 0,
+                    "offset": 4,
+                    "msgBody": json.dumps({"disks": ["disk-BAD"]}),
+                }
+            },
         ]
     }
     parsed = parse_queue_event(event)
     assert parsed.source == "queue"  # mixed sources
-    assert [m.message_id for m in parsed.messages] == ["a", "t/0/1", "Records[2]", "d"]
+    assert [m.message_id for m in parsed.messages] == ["t/0/0", "t/0/1", "Records[2]", "Records[3]", "t/0/4"]
     # validation of the document itself is the runtime's (per disk, 9003)
-    assert [m.problem is None for m in parsed.messages] == [True, False, False, True]
+    assert [m.problem is None for m in parsed.messages] == [True, False, False, False, True]
+    assert CMQ_REASON in (parsed.messages[3].problem or "")
 
 
 # -- the batch's answer -------------------------------------------------------------------
@@ -249,18 +295,18 @@ def _result(disk: str, code: SeedCode, message: str = "", msg_id: str = "m") -> 
 
 
 def _message(msg_id: str) -> QueueMessage:
-    return QueueMessage(source="cmq", message_id=msg_id, request_key=f"cmq/{msg_id}")
+    return QueueMessage(source="ckafka", message_id=msg_id, request_key=f"ckafka/{msg_id}")
 
 
 def test_report_collects_results_and_does_not_raise_for_final_failures() -> None:
-    report = BatchReport("cmq")
+    report = BatchReport("ckafka")
     report.add(_message("m1"), Outcome([_result("disk-g73hhs4o", SeedCode.SUCCESS, msg_id="m1")]))
     report.add(
         _message("m2"), Outcome([_result("disk-lzrg2pwi", SeedCode.SNAPSHOT_NOT_SUPPORTED, "no", "m2")])
     )
     report.raise_if_unattempted()
     response = report.to_response()
-    assert response["trigger"] == "cmq" and response["messages"] == 2
+    assert response["trigger"] == "ckafka" and response["messages"] == 2
     assert (response["total"], response["succeeded"], response["failed"], response["notAttempted"]) == (
         2,
         1,
@@ -352,8 +398,10 @@ def test_only_ascii_digits_are_a_kafka_offset(partition: str) -> None:
 
 def test_identifiers_that_are_not_text_never_reach_a_key() -> None:
     kafka = {"Ckafka": {"topic": "t\ud800", "partition": 0, "offset": 1, "msgBody": "{}"}}
-    cmq = {"CMQ": {"topicName": "q\udfff", "msgId": "m1", "msgBody": json.dumps(SEED)}}
-    first, second = parse_queue_event({"Records": [kafka, cmq]}).messages
+    [first] = parse_queue_event({"Records": [kafka]}).messages
+    tdmq = with_bodies(TDMQ_DOC, SEED)
+    tdmq["data"]["topic"] = "q\udfff"
+    [second] = parse_queue_event(tdmq).messages
     assert first.problem is not None and "not valid Unicode text" in first.problem
     assert second.problem is None and second.topic == "q\\udfff"  # a source id only: escaped
     for message in (first, second):
