@@ -19,11 +19,13 @@ from typing import Any
 
 from cbsnap.errors import RunUnfinished
 from cbsnap.events.invoked import TRIGGER, invoked_kind
+from cbsnap.metrics import metered
 from cbsnap.runtime import get_runtime
 from cbsnap.scf import InvocationContext
 from cbsnap.sinks import RequestMeta
 
 
+@metered("invoked")
 def main_handler(event: Any, context: Any) -> dict[str, Any]:
     """Run one directly invoked event; returns ``{"results": [...], …summary}``."""
     runtime = get_runtime()

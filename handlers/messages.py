@@ -16,9 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from cbsnap.events.queue import BatchReport, parse_queue_event
+from cbsnap.metrics import metered
 from cbsnap.runtime import get_runtime
 
 
+@metered("messages")
 def main_handler(event: Any, context: Any) -> dict[str, Any]:
     """Snapshot the disks of every message; returns ``{"results": [...], …summary}``.
 

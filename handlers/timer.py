@@ -19,10 +19,12 @@ from typing import Any
 
 from cbsnap.errors import RunUnfinished
 from cbsnap.events.timer import parse_timer_event
+from cbsnap.metrics import metered
 from cbsnap.runtime import get_runtime
 from cbsnap.sinks import RequestMeta
 
 
+@metered("timer")
 def main_handler(event: Any, context: Any) -> dict[str, Any]:
     """Snapshot the disks named by a timer firing; returns ``{"results": [...], …summary}``."""
     runtime = get_runtime()

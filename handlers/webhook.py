@@ -19,10 +19,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from cbsnap.metrics import metered
 from cbsnap.runtime import get_runtime
 from cbsnap.webhook import WallClock, handle_webhook
 
 
+@metered("webhook")
 def main_handler(event: Any, context: Any, *, clock: WallClock = time.time) -> dict[str, Any]:
     """Answer one HTTP event: ``{"isBase64Encoded", "statusCode", "headers", "body"}``."""
     return handle_webhook(event, context, get_runtime(), clock=clock)

@@ -386,6 +386,28 @@ def compile_bytecode(python: str, root: Path, files: Sequence[Path]) -> str:
     return out.stdout.strip()
 
 
+# The SDK's generated request/response models: 1.3 MB (TDMQ), 0.46 MB (SCF), 0.41 MB (CBS) of source
+# that nobody reads on SCF (a traceback through them names the model class anyway). Shipped as
+# bytecode only: the compiled module moves to the source's place (``models.pyc``, which Python's
+# sourceless loader imports), and the source goes. Saves about 2.2 MB of the 15 MB budget.
+SOURCELESS_GLOBS = ("tencentcloud/*/v*/models.py",)
+
+
+def make_sourceless(root: Path, cache_tag: str) -> list[Path]:
+    """Replace each compiled module matching :data:`SOURCELESS_GLOBS` by its bytecode; returns them."""
+    moved: list[Path] = []
+    for pattern in SOURCELESS_GLOBS:
+        for source in sorted(root.glob(pattern)):
+            compiled = source.parent / "__pycache__" / f"{source.stem}.{cache_tag}.pyc"
+            if not compiled.is_file():  # not imported by any handler: left as source
+                continue
+            target = source.with_suffix(".pyc")
+            compiled.replace(target)
+            source.unlink()
+            moved.append(target)
+    return moved
+
+
 def write_zip(source: Path, zip_path: Path, epoch: int = DEFAULT_EPOCH) -> tuple[int, int, int]:
     """Deterministic zip of ``source``'s files (sorted, one timestamp, fixed modes); returns (zipped bytes,
     unzipped bytes, files)."""
@@ -472,6 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         compiled = imported_files(args.python, staging, handlers)
     cache_tag = compile_bytecode(args.python, staging, compiled) if compiled else "-"
+    sourceless = make_sourceless(staging, cache_tag) if compiled else []
 
     zipped, unzipped, count = write_zip(staging, out, source_date_epoch())
     largest = sizes_by_top_level(staging)[:8]
@@ -484,6 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "files": count,
         "bytecode": args.bytecode,
         "compiled_modules": len(compiled),
+        "sourceless_modules": [str(p.relative_to(staging)) for p in sourceless],
         "cache_tag": cache_tag,
         "handlers": handlers,
         "dependencies": installed,

@@ -177,21 +177,40 @@ def harness(emulator: Emulator) -> Iterator[RuntimeHarness]:
 REDIS_URL = os.environ.get("CBSNAP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+def _worker_redis_url(base: str) -> str:
+    """The database this test process may flush: the base URL's (default 15), minus the pytest-xdist
+    worker number (``gw1`` → 14) and ``CBSNAP_TEST_REDIS_DB_OFFSET`` (scripts/test.sh gives each Python
+    version its own block). Parallel workers each flush their own database, never a neighbour's."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(base)
+    path = parts.path.strip("/")
+    database = int(path) if path.isdigit() else 0
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    database -= int(worker) if worker.isdigit() else 0
+    database -= int(os.environ.get("CBSNAP_TEST_REDIS_DB_OFFSET", "0"))
+    if database < 0:
+        pytest.fail(f"no Redis database left for this worker under {base}: use fewer workers or a higher one")
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
 @pytest.fixture
 def redis_url() -> str:
-    """The Redis server for tests (database 15, flushed first).
+    """The Redis server for tests (database 15, or this worker's under xdist; flushed first).
 
     Skips with a reason when Redis is absent locally; under CI (CI=true) an
     absent Redis fails the test instead, because .ci/run must have started it.
     """
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    url = _worker_redis_url(REDIS_URL)
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
     try:
         client.ping()
     except redis.RedisError as exc:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"Redis at {REDIS_URL} is required in CI but unreachable: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} is not reachable ({exc}); start redis-server to run this test")
+            pytest.fail(f"Redis at {url} is required in CI but unreachable: {exc}")
+        pytest.skip(f"Redis at {url} is not reachable ({exc}); start redis-server to run this test")
     client.flushdb()
-    return REDIS_URL
+    client.close()
+    return url

@@ -39,6 +39,8 @@ class DiskInfo:
     tags: Mapping[str, str] = field(default_factory=dict)
     encrypted: bool = False
     shareable: bool = False
+    # Disk.DeleteSnapshot = 1: "销毁云盘时删除关联的非永久保留快照" (its non-permanent snapshots die with it)
+    delete_with_disk: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class SnapshotInfo:
     # shared_in: SnapshotType SHARED_SNAPSHOT, another account's snapshot shared with this one.
     share_count: int = 0
     shared_in: bool = False
+    is_permanent: bool = True
+    copy_from_remote: bool = False  # a cross-region copy (its DiskId is "")
+    copying_to: tuple[str, ...] = ()  # regions a copy of it is being made to
 
 
 @dataclass(frozen=True)

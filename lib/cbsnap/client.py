@@ -44,6 +44,7 @@ from cbsnap.cbs import (
     SnapshotInfo,
 )
 from cbsnap.errors import CloudError, ConfigurationError, DeadlineReached
+from cbsnap.metrics import record_call
 from cbsnap.pacing import RateLimiter, Sleep
 from cbsnap.scf import Deadline
 from cbsnap.settings import Settings
@@ -172,6 +173,9 @@ def _snapshot_info(s: Any) -> SnapshotInfo:
         tags=_tags(s.Tags),
         share_count=int(getattr(s, "ShareReference", 0) or 0),
         shared_in=getattr(s, "SnapshotType", None) == "SHARED_SNAPSHOT",
+        is_permanent=s.IsPermanent is not False,
+        copy_from_remote=bool(s.CopyFromRemote),
+        copying_to=tuple(s.CopyingToRegions or ()),
     )
 
 
@@ -186,6 +190,7 @@ def _disk_info(d: Any) -> DiskInfo:
         tags=_tags(d.Tags),
         encrypted=bool(d.Encrypt),
         shareable=bool(d.Shareable),
+        delete_with_disk=bool(d.DeleteSnapshot),
     )
 
 
@@ -253,10 +258,14 @@ class SignedApi:
                 raise DeadlineReached(action)
             _call_budget.seconds = deadline.remaining()
             try:
-                return method(request)
+                response = method(request)
             except TencentCloudSDKException as exc:
                 error = CloudError(action, str(exc.code or "Unknown"), str(exc.message or ""), exc.requestId)
                 last = (error, exc)
+                record_call(action, throttled=error.is_throttle)  # every attempt sent counts (metrics)
+            else:
+                record_call(action)
+                return response
             finally:
                 _call_budget.seconds = None
             if error.is_throttle:

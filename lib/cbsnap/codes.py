@@ -13,6 +13,21 @@ code   codeDesc              when
 6000   InternalError         anything else: InternalError*, network errors, unknown codes,
                              disks left unattempted because the invocation ran out of time
 =====  ====================  ==========================================================
+
+cbsnap's own results that are not a cloud error use codes of the same style, in a range the
+seed and the v2 API leave unused (161xx), so alarms can key on them:
+
+=====  ==========================  ====================================================
+code   codeDesc                    when
+=====  ==========================  ====================================================
+16101  Coverage.Stale              report: the newest usable snapshot is older than the RPO
+16102  Coverage.NoUsableSnapshot   report: the disk has no usable (NORMAL) snapshot
+16103  Coverage.SnapshotStuck      report: a snapshot has been CREATING longer than stuckHours
+16110  Hooks.Failed                hooks with ``onFailure: "skip"``: the pre-script failed, timed
+                                   out or could not run, so the disk was not snapshotted
+=====  ==========================  ====================================================
+
+None of them is transient: a report or a skipped disk never asks for a redelivery.
 """
 
 from __future__ import annotations
@@ -33,6 +48,10 @@ class SeedCode(IntEnum):
     AUTH_FAILURE = 4100
     REQUEST_LIMIT_EXCEEDED = 4400
     INTERNAL_ERROR = 6000
+    COVERAGE_STALE = 16101
+    COVERAGE_NONE = 16102
+    SNAPSHOT_STUCK = 16103
+    HOOKS_FAILED = 16110
 
     @property
     def desc(self) -> str:
@@ -67,6 +86,10 @@ _DESCRIPTIONS: dict[SeedCode, str] = {
     SeedCode.AUTH_FAILURE: "AuthFailure",
     SeedCode.REQUEST_LIMIT_EXCEEDED: "RequestLimitExceeded",
     SeedCode.INTERNAL_ERROR: "InternalError",
+    SeedCode.COVERAGE_STALE: "Coverage.Stale",
+    SeedCode.COVERAGE_NONE: "Coverage.NoUsableSnapshot",
+    SeedCode.SNAPSHOT_STUCK: "Coverage.SnapshotStuck",
+    SeedCode.HOOKS_FAILED: "Hooks.Failed",
 }
 
 # Exact API 3.0 codes first; entries ending in "*" match by plain prefix (longest wins),

@@ -11,6 +11,7 @@ powertools' ``LambdaPowertoolsFormatter``, so nothing is shared between runtimes
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 from contextvars import ContextVar
@@ -31,14 +32,14 @@ class _Formatter(LambdaPowertoolsFormatter):
         # Every line valid UTF-8 JSON, whatever a record holds (NaN, a lone surrogate): a line
         # stdout cannot encode is dropped whole, results and all (cbsnap.jsonsafe).
         super().__init__(json_serializer=functools.partial(safe_dumps, separators=(",", ":")))
-        self._redact = redactor
+        self.redact = redactor
         self.append_keys(service=service)
 
     def format(self, record: logging.LogRecord) -> str:
         request_id = _request_id.get()
         if request_id and not hasattr(record, "request_id"):
             record.request_id = request_id
-        return self._redact(super().format(record))
+        return self.redact(super().format(record))
 
 
 class Log:
@@ -51,9 +52,10 @@ class Log:
         known = isinstance(logging.getLevelName(level.upper()), int)  # 3.10 has no getLevelNamesMapping
         self._logger.setLevel(level.upper() if known else "INFO")
         self._logger.propagate = False
-        handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
-        handler.setFormatter(_Formatter(redactor, service))
-        self._logger.addHandler(handler)
+        self._handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
+        self._formatter = _Formatter(redactor, service)
+        self._handler.setFormatter(self._formatter)
+        self._logger.addHandler(self._handler)
 
     @staticmethod
     def begin_invocation(request_id: str | None) -> None:
@@ -71,6 +73,23 @@ class Log:
     def error(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
         """An ERROR record."""
         self._logger.error(message, extra=extra, stacklevel=2)
+
+    def always(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
+        """An INFO line written whatever the configured level, with ``extra`` keys taken as they
+        are: the metrics line (:mod:`cbsnap.metrics`) must reach CLS even at
+        POWERTOOLS_LOG_LEVEL=WARNING, and its field names (``created``…) would collide with
+        ``LogRecord`` attributes if they went through ``extra=``."""
+        record = self._logger.makeRecord(
+            self._logger.name, logging.INFO, __file__, 0, message, (), None, "always"
+        )
+        line = {**json.loads(self._formatter.format(record)), **(extra or {})}
+        text = self._formatter.redact(safe_dumps(line, separators=(",", ":")))
+        self._handler.acquire()
+        try:
+            self._handler.stream.write(text + "\n")
+            self._handler.flush()
+        finally:
+            self._handler.release()
 
     def exception(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
         """An ERROR record with the current exception's traceback."""

@@ -7,6 +7,7 @@ leaves it as a :class:`DiskTarget`.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -91,11 +92,15 @@ class Selector(BaseModel):
     instanceIds: list[InstanceId] = Field(default_factory=list, max_length=100)
     regions: list[Region] = Field(default_factory=list, max_length=30)
     exclude: list[DiskId] = Field(default_factory=list, max_length=10_000)
+    # Every disk of the regions: only a report may ask for that (RequestOptions checks it).
+    all: bool = Field(default=False, strict=True)
 
     @model_validator(mode="after")
     def _narrows_something(self) -> Selector:
         # An empty selector would mean "every disk in the account": make that explicit, not accidental.
-        if not self.tags and not self.instanceIds:
+        if self.all and (self.tags or self.instanceIds):
+            raise ValueError("all: true takes no tags or instanceIds")
+        if not self.all and not self.tags and not self.instanceIds:
             raise ValueError("needs tags or instanceIds (an empty selector would match every disk)")
         return self
 
@@ -175,6 +180,39 @@ class CopySpec(BaseModel):
         return regions
 
 
+# TAT RunCommand.Content: "Base64 编码后的字符串长度不能超过 64KB" (tencentcloud-sdk-python-tat).
+MAX_SCRIPT_BASE64 = 64 * 1024
+MAX_HOOK_TIMEOUT = 600
+
+
+class Hooks(BaseModel):
+    """Application-consistent snapshots: scripts run on each instance through TAT around the create.
+
+    ``pre`` quiesces the application (e.g. ``fsfreeze -f``), ``post`` resumes it and runs whenever
+    ``pre`` was started. ``onFailure`` says what a failed, timed-out or impossible ``pre`` means:
+    ``crash`` snapshots anyway (crash-consistent, as AWS DLM falls back), ``skip`` snapshots nothing.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    pre: str = Field(min_length=1, strict=True)
+    post: str = Field(min_length=1, strict=True)
+    timeoutSeconds: int = Field(default=30, ge=1, le=MAX_HOOK_TIMEOUT, strict=True)
+    onFailure: Literal["crash", "skip"] = "crash"
+
+    @field_validator("pre", "post")
+    @classmethod
+    def _fits_run_command(cls, script: str) -> str:
+        size = len(base64.b64encode(script.encode("utf-8")))
+        if size > MAX_SCRIPT_BASE64:
+            raise ValueError(f"is {size} bytes in base64; TAT RunCommand takes at most {MAX_SCRIPT_BASE64}")
+        return script
+
+
+# Fields that only make sense when snapshots are made: a report refuses them.
+_CREATE_ONLY = ("snapshotName", "retainDays", "deadline", "retention", "notify", "hooks")
+
+
 class RequestOptions(BaseModel):
     """Request-level fields of the document (the disks are validated one by one)."""
 
@@ -189,7 +227,7 @@ class RequestOptions(BaseModel):
     correlation: dict[str, Any] | None = None
     selector: Selector | None = None
     region: Region | None = None
-    action: Literal["snapshot", "prune"] = "snapshot"
+    action: Literal["snapshot", "prune", "report"] = "snapshot"
     retainDays: int | None = Field(default=None, ge=1, le=3650, strict=True)
     deadline: AwareDatetime | None = None
     retention: Retention | None = None
@@ -197,9 +235,28 @@ class RequestOptions(BaseModel):
     dryRun: bool = Field(default=False, strict=True)
     consistent: bool = Field(default=False, strict=True)
     copy_: CopySpec | None = Field(default=None, alias="copy")
+    # action "report" (cbsnap.report): the RPO, when CREATING counts as stuck, only cbsnap's snapshots
+    rpoHours: int | None = Field(default=None, ge=1, le=24 * 366, strict=True)
+    stuckHours: int | None = Field(default=None, ge=1, le=24 * 30, strict=True)
+    ownedOnly: bool = Field(default=False, strict=True)
+    hooks: Hooks | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> RequestOptions:
+        if self.action == "report":
+            given = [f for f in _CREATE_ONLY if getattr(self, f) is not None] + [
+                f for f in ("dryRun", "consistent") if getattr(self, f)
+            ]
+            if self.tags:
+                given.append("tags")
+            if given:
+                raise ValueError(f"a report makes no snapshots: drop {', '.join(given)}")
+        elif self.rpoHours is not None or self.stuckHours is not None or self.ownedOnly:
+            raise ValueError("rpoHours, stuckHours and ownedOnly belong to action report")
+        if self.selector is not None and self.selector.all and self.action != "report":
+            raise ValueError("selector.all (every disk) is for action report only")
+        if self.hooks is not None and self.action != "snapshot":
+            raise ValueError("hooks run around snapshots: they need action snapshot")
         if self.retainDays is not None and self.deadline is not None:
             raise ValueError("give retainDays or deadline, not both")
         if self.consistent and (self.retainDays is not None or self.deadline is not None):
@@ -263,6 +320,16 @@ class DiskTarget:
 
 
 NOT_ATTEMPTED_PREFIX = "not attempted: "
+REPORT_ACTION = "report"
+# Context fields shown only when set; a report result shows every REPORT_FIELDS entry (null when unknown).
+_CONTEXT_FIELDS = (
+    "requestId", "region", "messageId", "action", "groupId", "correlation", "eventId",
+    "consistency", "freezeMs", "hooks",
+)  # fmt: skip
+REPORT_FIELDS = (
+    "status", "lastSnapshotId", "lastSnapshotAt", "ageHours", "snapshotCount", "creating", "copies",
+    "stuckSnapshotIds", "deleteWithDisk", "last30Days",
+)  # fmt: skip
 
 
 class CopyRef(BaseModel):
@@ -318,7 +385,22 @@ class SnapshotResult(BaseModel):
     groupId: str | None = None  # consistent groups: the CreateSnapshotGroup ID
     correlation: dict[str, Any] | None = None  # echoed from the request
     eventId: str | None = None  # completion events: "event/<snapshotId>", one per snapshot (cbsnap.notify)
-    copies: tuple[CopyRef, ...] | None = None  # cross-region copies of this snapshot (cbsnap.copies)
+    # hooks (cbsnap.hooks): "application" or "crash", the freeze window, what the scripts did
+    consistency: str | None = None
+    freezeMs: int | None = None
+    hooks: dict[str, Any] | None = None
+    # action "report" (cbsnap.report): always shown on report results, null when unknown
+    status: str | None = None
+    lastSnapshotId: str | None = None
+    lastSnapshotAt: str | None = None
+    ageHours: float | None = None
+    snapshotCount: int | None = None
+    creating: int | None = None
+    # a snapshot's cross-region copies (cbsnap.copies); on a report result, the regions holding one
+    copies: tuple[CopyRef, ...] | list[str] | None = None
+    stuckSnapshotIds: list[str] | None = None
+    deleteWithDisk: bool | None = None
+    last30Days: str | None = None
     attempted: bool = True
     # True when a retry or redelivery was answered by the snapshot made earlier;
     # logged, but not part of the contract's result.
@@ -408,11 +490,12 @@ class SnapshotResult(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: the six contract fields always, context fields when set
         (``attempted`` only when False)."""
-        data = self.model_dump(exclude={"copies"})
-        for extra in ("requestId", "region", "messageId", "action", "groupId", "correlation", "eventId"):
+        data = self.model_dump()
+        report = self.action == REPORT_ACTION
+        for extra in _CONTEXT_FIELDS + (() if report else REPORT_FIELDS):
             if data[extra] is None:
                 del data[extra]
-        if self.copies is not None:
+        if isinstance(self.copies, tuple):  # a snapshot's copies (a report's are region names)
             data["copies"] = [c.to_dict() for c in self.copies]
         if data["attempted"]:
             del data["attempted"]

@@ -39,6 +39,7 @@ class Outcome:
     delivery: list[DeliveryReport] = field(default_factory=list)
     fanout: dict[str, Any] | None = None
     unscheduled: list[str] = field(default_factory=list)
+    report: dict[str, Any] | None = None  # action "report": the coverage summary (cbsnap.report)
 
     @property
     def not_attempted(self) -> list[str]:
@@ -63,6 +64,7 @@ class Outcome:
             "results": [r.to_dict() for r in self.results],
             **({"delivery": [d.to_dict() for d in self.delivery]} if self.delivery else {}),
             **({"chunks": self.fanout["chunks"], "fanout": self.fanout} if self.fanout else {}),
+            **({"report": self.report} if self.report is not None else {}),
         }
 
 

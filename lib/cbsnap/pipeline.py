@@ -3,8 +3,10 @@
 * :meth:`Pipeline.prepare` parses the document once into an immutable
   :class:`~cbsnap.request.Request` (identity, expiry, options; :mod:`cbsnap.request`);
 * :meth:`Pipeline.execute` resolves the disks (:mod:`cbsnap.selectors`) and dispatches to the
-  one use case the request asks for — retention alone (``action: "prune"``,
-  :mod:`cbsnap.janitor`), a dry run (:mod:`cbsnap.plan`), consistent groups
+  one use case the request asks for — a coverage report (``action: "report"``,
+  :mod:`cbsnap.report`), retention alone (``action: "prune"``,
+  :mod:`cbsnap.janitor`), a dry run (:mod:`cbsnap.plan`), scripts around the snapshots
+  (``hooks``, :mod:`cbsnap.hooks`), consistent groups
   (:mod:`cbsnap.groups`), fan-out of a large request (:mod:`cbsnap.fanout`), or snapshots
   (:mod:`cbsnap.snapshots`, followed by retention when the request has a rule);
 * :meth:`Pipeline.handle` stamps the request's context on the results, hands them to every
@@ -24,12 +26,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from cbsnap import metrics
 from cbsnap.codes import SeedCode
 from cbsnap.errors import ConfigurationError
 from cbsnap.idempotent import IdempotentCreator
 from cbsnap.ledger import Ledger, NoLedger
 from cbsnap.lookup import KeyedLookup
-from cbsnap.models import SnapshotResult
+from cbsnap.models import REPORT_ACTION, SnapshotResult
 from cbsnap.outcome import Outcome, in_order
 from cbsnap.request import Placed, Request, prepare, rejection
 from cbsnap.scf import Clock, Deadline
@@ -41,6 +44,7 @@ from cbsnap.workers import Parallel, sequential
 if TYPE_CHECKING:
     from cbsnap.copies import Copier, CopyWork
     from cbsnap.fanout import FanOut
+    from cbsnap.hooks import HookRunner, TatCalls
     from cbsnap.janitor import Janitor
     from cbsnap.logs import Log
     from cbsnap.notify import Notifier
@@ -48,6 +52,9 @@ if TYPE_CHECKING:
 WallClock = Callable[[], datetime]
 DRY_RUN_ACTION = "plan"
 DELETE_ACTION = "delete"
+# What Tencent promises for a snapshot group: the SDK calls the only type, NORMAL, "非一致性快照"
+# (not a consistency snapshot); a product page calls groups crash-consistent in a limited beta.
+GROUP_CONSISTENCY = "not-guaranteed"
 
 
 class Pipeline:
@@ -86,6 +93,8 @@ class Pipeline:
         fanout: FanOut | None = None,
         notifier: Callable[[], Notifier] | None = None,
         copier: Callable[[], Copier] | None = None,
+        tat: Callable[[str], TatCalls] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
         default_retain_days: Callable[[str], int] = lambda trigger: 0,
         pace: Callable[[float | None], None] = lambda rate: None,
         delivery_grace: float = 0.0,
@@ -115,6 +124,9 @@ class Pipeline:
             apis, lookup=lookup, creator=creator, ledger=self.ledger, parallel=parallel, clock=clock
         )
         self._janitor: Janitor | None = None
+        self._tat = tat
+        self._sleep = sleep
+        self._hooks: HookRunner | None = None
 
     # -- the four steps ------------------------------------------------------------------------
 
@@ -137,9 +149,14 @@ class Pipeline:
         options = request.options
         if options is None or not request.runnable:
             return Outcome(in_order(request.rejections))
+        report: dict[str, Any] | None = None
         try:
-            resolution = self._resolver.resolve(request, deadline)
-            placed, fanout = self._dispatch(request, resolution, deadline, split_above)
+            if options.action == REPORT_ACTION:
+                placed, report = self._report(request, deadline)
+                fanout = None
+            else:
+                resolution = self._resolver.resolve(request, deadline)
+                placed, fanout = self._dispatch(request, resolution, deadline, split_above)
         except ConfigurationError as exc:
             message = f"configuration: {exc}"
             placed = [
@@ -156,7 +173,7 @@ class Pipeline:
         elif options.dryRun:
             # retention's "would delete" records keep their action, as in a prune's dry run
             results = [r if r.action else r.model_copy(update={"action": DRY_RUN_ACTION}) for r in results]
-        return Outcome(results, fanout=fanout)
+        return Outcome(results, fanout=fanout, report=report)
 
     def handle(self, request: Request, deadline: Deadline, *, split_above: int | None = None) -> Outcome:
         """Execute ``request``, copy what is usable already, deliver its results to every sink,
@@ -169,6 +186,9 @@ class Pipeline:
         if spec is not None and self.copier is not None:  # what is usable already is copied now
             outcome.results, copy_work = self.copier.at_once(outcome.results, spec, meta, deadline)
         outcome.results = self._stamped(outcome.results, meta)
+        metrics.observe(outcome.results, meta.request_key)
+        if outcome.report is not None:
+            self._logger.info("report.summary", extra={"request_key": meta.request_key, **outcome.report})
         outcome.delivery = self.deliver(outcome.results, meta, deadline)
         notify = options is not None and options.notify == "completed" and not options.dryRun
         if notify or copy_work:
@@ -233,7 +253,9 @@ class Pipeline:
         notifier = self.notifier
         if notifier is None:
             return self.reject("re-check: completion events are not wired in this runtime", meta, deadline)
-        return notifier.run_link(recheck, meta, deadline, self.deliver)
+        outcome = notifier.run_link(recheck, meta, deadline, self.deliver)
+        metrics.observe(outcome.results, meta.request_key)
+        return outcome
 
     # -- collaborators built on first use ---------------------------------------------------------
 
@@ -265,7 +287,41 @@ class Pipeline:
             )
         return self._janitor
 
+    @property
+    def hooks(self) -> HookRunner:
+        """Scripts around snapshots through TAT, built (and imported) on first use."""
+        if self._hooks is None:
+            if self._tat is None:
+                raise ConfigurationError("hooks need TAT, which this runtime does not wire")
+            from cbsnap.groups import ConsistentGroups
+            from cbsnap.hooks import HookRunner
+
+            self._hooks = HookRunner(
+                self._tat,
+                snapshots=self._snapshots,
+                groups=lambda: ConsistentGroups(
+                    self.apis, lookup=self._lookup, creator=self._creator, parallel=self._parallel
+                ),
+                logger=self._logger,
+                parallel=self._parallel,
+                sleep=self._sleep,
+                clock=self._clock,
+            )
+        return self._hooks
+
     # -- dispatch ---------------------------------------------------------------------------------
+
+    def _report(self, request: Request, deadline: Deadline) -> tuple[list[Placed], dict[str, Any]]:
+        """A coverage report (:mod:`cbsnap.report`): read-only, every call counted in its summary."""
+        from cbsnap.report import CoverageReport
+
+        report = CoverageReport(self.apis, parallel=self._parallel, wall_clock=self._wall_clock)
+        with metrics.counting() as tally:  # the resolver's DescribeDisks pages count too
+            resolution = self._resolver.resolve(request, deadline)
+            placed, summary = report.report(request, resolution, deadline)
+        summary["apiCalls"] = tally.by_action()
+        summary["apiCallsTotal"] = tally.total
+        return placed, summary
 
     def _dispatch(
         self, request: Request, resolution: Resolution, deadline: Deadline, split_above: int | None
@@ -281,13 +337,22 @@ class Pipeline:
             janitor = self.janitor if options.retention is not None else None
             planner = Planner(self.apis, lookup=self._lookup, parallel=self._parallel, janitor=janitor)
             return placed + planner.plan(request, resolution, deadline), None
+        if options.hooks is not None:  # never fanned out: an instance's disks stay in one invocation
+            hooked = self.hooks.snapshot(request, resolution, deadline)
+            if options.retention is not None:
+                hooked.extend(self.janitor.after_create(options.retention, hooked, deadline))
+            return placed + hooked, None
         if options.consistent:
             from cbsnap.groups import ConsistentGroups
 
             groups = ConsistentGroups(
                 self.apis, lookup=self._lookup, creator=self._creator, parallel=self._parallel
             )
-            return placed + groups.snapshot(request, resolution, deadline), None
+            grouped = [
+                (p, r.model_copy(update={"consistency": GROUP_CONSISTENCY}) if r.ok and r.groupId else r)
+                for p, r in groups.snapshot(request, resolution, deadline)
+            ]
+            return placed + grouped, None
         if self._fanout is not None and self._fanout.should_split(resolution, split_above):
             handed, report = self._fanout.dispatch(request, resolution, deadline)
             summary = report.to_dict()

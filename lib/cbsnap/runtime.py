@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from cbsnap.copies import Copier
     from cbsnap.fanout import FanOut
     from cbsnap.notify import Notifier
+    from cbsnap.tat import TatApi
     from cbsnap.tdmq import TdmqApi
 
 
@@ -107,6 +108,7 @@ class Runtime:
             )
         )
         tdmq = tdmq_apis(settings, limiter, policy=policy, sleep=sleep)
+        tat = tat_apis(settings, limiter, policy=policy, sleep=sleep)
         invoker = SelfInvoker(
             scf_apis(settings, limiter, policy=policy, sleep=sleep),
             region=settings.region,
@@ -164,6 +166,8 @@ class Runtime:
             fanout=_fanout(settings, invoker),
             notifier=make_notifier,
             copier=make_copier,
+            tat=tat,
+            sleep=sleep,
             default_retain_days=settings.default_retain_days,
             pace=limiter.limit_to,
             delivery_grace=settings.safety_margin_ms / 2000.0,
@@ -218,6 +222,23 @@ def tdmq_apis(
 
         client = tdmq.make_tdmq_client(settings, region)
         return tdmq.TdmqApi(client, region=region, rate_limiter=limiter, policy=policy, sleep=sleep)
+
+    return PerRegion(build)
+
+
+def tat_apis(
+    settings: Settings, limiter: RateLimiter, *, policy: RetryPolicy | None = None, sleep: Sleep = time.sleep
+) -> PerRegion[TatApi]:
+    """The TAT client of each region, built on the first request with ``hooks``.
+
+    :mod:`cbsnap.tat` is imported only then.
+    """
+
+    def build(region: str) -> TatApi:
+        from cbsnap import tat  # lazy: keeps the TAT SDK out of every other invocation
+
+        client = tat.make_tat_client(settings, region)
+        return tat.TatApi(client, region=region, rate_limiter=limiter, policy=policy, sleep=sleep)
 
     return PerRegion(build)
 

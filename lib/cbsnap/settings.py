@@ -9,7 +9,9 @@ Everything cbsnap-specific is ``CBSNAP_*``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -25,6 +27,23 @@ DEFAULT_REGION = "ap-guangzhou"
 MIN_SECRET_BYTES = 32
 
 
+_LOOPBACK_NAMES = ("localhost", "localhost.")
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether a bare ``host[:port]`` names this machine (``127.0.0.0/8``, ``::1``, ``localhost``)."""
+    try:
+        name = urlsplit(f"//{host}").hostname or ""
+    except ValueError:  # e.g. an unbalanced "[": not ours to judge here, the SDK will refuse it
+        return False
+    if name.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class Endpoint(BaseModel):
     """Where API calls go: HttpProfile wants the scheme and the host apart."""
 
@@ -37,16 +56,27 @@ class Endpoint(BaseModel):
     def parse(cls, value: str | None) -> Endpoint:
         """Split ``http://127.0.0.1:9000`` into protocol and ``host:port``.
 
-        A bare host means https. ``{service}`` in the host is replaced by the
-        API's service name (``cbs``, ``tdmq``), for region-specific endpoints.
+        A bare ``host[:port]`` means https, except on loopback (``127.0.0.1``, ``localhost``,
+        ``::1``): nothing there is Tencent Cloud, and what a developer runs there (the emulator)
+        speaks plain http; sending it TLS only fails with an SSL error. Write ``https://`` for a
+        TLS endpoint on loopback. ``{service}`` in the host is replaced by the API's service name
+        (``cbs``, ``tdmq``), for region-specific endpoints.
         """
-        if not value:
+        if not value or not value.strip():
             return cls()
+        value = value.strip()
         if "://" not in value:
-            return cls(protocol="https", host=value.strip("/"))
+            host = value.strip("/")
+            if ":" in host and not host.startswith("["):
+                with contextlib.suppress(ValueError):  # a bare IPv6 address needs brackets
+                    host = f"[{ipaddress.IPv6Address(host)}]"
+            return cls(protocol="http" if _is_loopback(host) else "https", host=host)
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"CBSNAP_ENDPOINT must look like https://host[:port], got {value!r}")
+            raise ValueError(
+                f"CBSNAP_ENDPOINT must look like https://host[:port] (or http://127.0.0.1:PORT for "
+                f"the emulator), got {value!r}"
+            )
         return cls(protocol=parts.scheme, host=parts.netloc)
 
     def host_for(self, service: str) -> str | None:

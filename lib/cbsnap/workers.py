@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
@@ -28,8 +29,11 @@ class Workers:
         workers = min(self._concurrency, len(items))
         if workers <= 1:
             return [work(item) for item in items]
+        # Each item runs in its own copy of the caller's context: the invocation's request id
+        # (cbsnap.logs) and call tallies (cbsnap.metrics) follow the work onto the threads.
+        contexts = [contextvars.copy_context() for _ in items]
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cbsnap") as pool:
-            return list(pool.map(work, items))
+            return list(pool.map(lambda ctx, item: ctx.run(work, item), contexts, items))
 
 
 def sequential(work: Callable[[T], R], items: Sequence[T], /) -> list[R]:

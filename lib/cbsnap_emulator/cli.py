@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import json
 import signal
 import sys
 import threading
@@ -14,13 +16,39 @@ from .emulator import Emulator
 from .seed import load_seed
 
 
-def _parser() -> argparse.ArgumentParser:
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0-65535 (0 = any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is out of range: a port is 0-65535 (0 = any free port)")
+    return port
+
+
+def _start_problem(exc: Exception, args: argparse.Namespace) -> str:
+    """One line saying why the emulator did not start, and what to do about it."""
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return f"port {args.port} is in use: pick another with --port, or --port 0 for any free port"
+    if isinstance(exc, OSError) and exc.filename and args.seed:
+        return f"cannot read the seed file {args.seed}: {exc.strerror or exc}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"the seed file {args.seed} is not valid JSON: {exc}"
+    if isinstance(exc, OSError):
+        return f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+    return f"bad seed {args.seed or '(packaged)'}: {exc}"
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m cbsnap_emulator",
-        description="Local Tencent Cloud CBS + TDMQ CMQ + Tag + TAT API emulator for cbsnap.",
+        prog=prog,
+        description="Local Tencent Cloud API emulator for cbsnap: CBS, TDMQ CMQ, SCF, Tag and TAT.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=9000, help="port to bind, 0 for any (default 9000)")
+    parser.add_argument(
+        "--port", type=port_number, default=9000, help="port to bind, 0 for any free port (default 9000)"
+    )
     parser.add_argument("--seed", metavar="FILE", help="seed JSON (default: the packaged demo seed)")
     parser.add_argument("--empty", action="store_true", help="start with no disks, queues or topics")
     parser.add_argument(
@@ -42,9 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the emulator until Ctrl-C or SIGTERM; return the exit status."""
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m cbsnap_emulator") -> int:
+    """Run the emulator until Ctrl-C or SIGTERM; return the exit status (2: it could not start)."""
+    args = _parser(prog).parse_args(argv)
     try:
         seed = None if args.empty else load_seed(args.seed)
         emu = Emulator(
@@ -61,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             command_seconds=args.command_seconds,
         )
         emu.start()
-    except (OSError, ValueError) as exc:
-        print(f"cbsnap emulator: {exc}", file=sys.stderr)
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        print(f"cbsnap emulator: {_start_problem(exc, args)}", file=sys.stderr)
         return 2
     stop = threading.Event()
 
@@ -78,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         if endpoint.startswith(wildcard):
             endpoint = loopback + endpoint[len(wildcard) :]
     print(f"cbsnap emulator listening on http://{endpoint} ({len(disks)} disks; admin API at /_emulator/)")
-    print(f"export CBSNAP_ENDPOINT={endpoint}")
+    # with the scheme: a bare host:port outside loopback would mean https to cbsnap
+    print(f"export CBSNAP_ENDPOINT=http://{endpoint}")
     print(f"export TENCENTCLOUD_SECRETID={DEFAULT_SECRET_ID}")
     print(f"export TENCENTCLOUD_SECRETKEY={DEFAULT_SECRET_KEY}")
     print("Press Ctrl-C to stop.", flush=True)

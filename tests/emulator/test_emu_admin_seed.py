@@ -226,7 +226,8 @@ def test_cli_serves_until_interrupted(tmp_path: Path) -> None:
         )
         assert exports["TENCENTCLOUD_SECRETID"] == DEFAULT_SECRET_ID
         assert exports["TENCENTCLOUD_SECRETKEY"] == DEFAULT_SECRET_KEY
-        state = requests.get(f"http://{exports['CBSNAP_ENDPOINT']}/_emulator/state", timeout=5).json()
+        assert exports["CBSNAP_ENDPOINT"].startswith("http://"), "the scheme: a pasted value must work"
+        state = requests.get(f"{exports['CBSNAP_ENDPOINT']}/_emulator/state", timeout=5).json()
         assert "disk-g73hhs4o" in {d["DiskId"] for d in state["disks"]}
     finally:
         proc.send_signal(signal.SIGINT)

@@ -123,7 +123,9 @@ def test_sdk_timeout_against_latency(emulator: Emulator) -> None:
 
 
 def test_burst_over_the_limit_is_throttled(emulator: Emulator, sdk: Any) -> None:
-    # default 20/s, burst 20: 40 back-to-back calls cannot all pass
+    # 2/s, burst 2: 40 back-to-back calls cannot all pass unless they take 19 s (a slow machine's
+    # calls still come faster than that; at the default 20/s a loaded one could refill in time)
+    emulator.set_rate_limit(2, "DescribeDisks")
     started = time.monotonic()
     codes = []
     for _ in range(40):
@@ -135,8 +137,8 @@ def test_burst_over_the_limit_is_throttled(emulator: Emulator, sdk: Any) -> None
     elapsed = time.monotonic() - started
     passed = codes.count(None)
     assert set(codes) == {None, "RequestLimitExceeded"}
-    assert codes[:20] == [None] * 20
-    assert passed <= 20 + int(elapsed * 20) + 1
+    assert codes[:2] == [None] * 2
+    assert passed <= 2 + int(elapsed * 2) + 1
     # throttling one action leaves the others alone
     assert sdk.cbs("DescribeSnapshots")["TotalCount"] == 0
 

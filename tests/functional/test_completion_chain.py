@@ -293,7 +293,7 @@ def test_the_chain_in_fresh_processes_in_real_time(emulator: Emulator) -> None:
         code_dir=ROOT / "handlers",
         python_path=[ROOT / "lib"],
         environment={"CBSNAP_NOTIFY_POLL": "0.3", "CBSNAP_SAFETY_MARGIN_MS": "1000"},
-        timeout=5,
+        timeout=20,  # a fresh interpreter's imports take seconds on a loaded machine
     )
     Cloud(emulator)  # only for the first request; the links run with the function's settings
     response = timer_handler(firing(notified(["disk-aaaaaaa1", "disk-aaaaaaa2"])), scf_context())

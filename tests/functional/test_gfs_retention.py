@@ -64,7 +64,16 @@ def test_cbsnap_plan_lists_exactly_the_daily_snapshots_that_would_go(emulator: E
         "TENCENTCLOUD_REGION": "ap-guangzhou",
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "cbsnap_cli.main", "plan", json.dumps(request), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "cbsnap_cli.main",
+            "plan",
+            json.dumps(request),
+            "--json",
+            "--trigger",
+            "timer",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -44,7 +44,10 @@ def _prefix(name: str) -> str:
     return name.split("-", maxsplit=1)[0].split(".", maxsplit=1)[0]
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in EVENTS.glob("*.json")))
+@pytest.mark.parametrize(
+    "name",
+    sorted(p.name for p in EVENTS.glob("*.json")),
+)
 def test_every_sample_event_has_a_route(name: str) -> None:
     assert _prefix(name) in EXPECTED, f"{name}: no route expected for its prefix"
     assert route(load_event(name)) == EXPECTED[_prefix(name)]

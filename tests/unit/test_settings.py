@@ -49,6 +49,18 @@ def test_secrets_never_show_in_repr() -> None:
         ),
         ("cbs.tencentcloudapi.com", "https", "cbs.tencentcloudapi.com"),
         (None, "https", None),
+        ("", "https", None),
+        # a bare host:port on loopback is the emulator (or another local tool): plain http
+        ("127.0.0.1:9000", "http", "127.0.0.1:9000"),
+        (" 127.0.0.1:9000/ ", "http", "127.0.0.1:9000"),
+        ("localhost:9000", "http", "localhost:9000"),
+        ("127.0.0.2:9000", "http", "127.0.0.2:9000"),
+        ("[::1]:9000", "http", "[::1]:9000"),
+        ("::1", "http", "[::1]"),
+        # anywhere else a bare host keeps https, and an explicit scheme always wins
+        ("10.0.0.5:9000", "https", "10.0.0.5:9000"),
+        ("cbs.internal.example:8443", "https", "cbs.internal.example:8443"),
+        ("https://127.0.0.1:9443", "https", "127.0.0.1:9443"),
     ],
 )
 def test_endpoint_is_split_into_protocol_and_host(raw: str | None, protocol: str, host: str | None) -> None:
@@ -62,9 +74,14 @@ def test_endpoint_service_placeholder() -> None:
     assert e.host_for("tdmq") == "tdmq.ap-shanghai-fsi.tencentcloudapi.com"
 
 
-def test_bad_endpoint_is_refused() -> None:
-    with pytest.raises(ValueError, match="CBSNAP_ENDPOINT"):
+def test_bad_endpoint_is_refused_with_the_fix() -> None:
+    with pytest.raises(ValueError, match=r"CBSNAP_ENDPOINT.*http://127\.0\.0\.1:PORT"):
         Endpoint.parse("ftp://x")
+
+
+def test_the_environment_variable_goes_through_the_same_rule() -> None:
+    endpoint = Settings.from_env({"CBSNAP_ENDPOINT": "127.0.0.1:9000"}).endpoint
+    assert (endpoint.protocol, endpoint.host_for("cbs")) == ("http", "127.0.0.1:9000")
 
 
 def test_numeric_settings_are_validated() -> None:

@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import urlsplit
+
+from cbsnap.settings import Endpoint
 
 from . import config
 from .errors import CloudError, ConfigError
@@ -103,12 +104,20 @@ def main(args: argparse.Namespace, io: Io | None = None) -> int:
 
 
 def _prepare(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[Desired, CodePackage, Connection]:
-    """Everything that can fail before a call: the file, the zip, the credentials, the endpoint."""
+    """Everything that can fail before a call: the file, the credentials, the endpoint, the zip."""
     path = Path(args.config)
     desired = config.load(path, stage=args.stage, env=env)
+    connection = _connection(env, desired.function.region)
+    if connection.endpoint:  # a local endpoint that does not answer: say so now, not per call
+        from cbsnap_cli.endpoint_check import check_endpoint
+        from cbsnap_cli.errors import UsageError
+
+        try:
+            check_endpoint(connection.protocol, connection.endpoint, None)
+        except UsageError as exc:
+            raise ConfigError(str(exc)) from exc
     zip_path = Path(args.zip) if args.zip else path.parent / DEFAULT_ZIP
-    code = _code(zip_path)
-    return desired, code, _connection(env, desired.function.region)
+    return desired, _code(zip_path), connection
 
 
 def _code(path: Path) -> CodePackage:
@@ -143,13 +152,13 @@ def _connection(env: Mapping[str, str], region: str) -> Connection:
             "(or TENCENTCLOUD_SECRETID/TENCENTCLOUD_SECRETKEY)"
         )
     token = first("TENCENTCLOUD_SESSION_TOKEN", "TENCENTCLOUD_SESSIONTOKEN")
-    endpoint = env.get("CBSNAP_ENDPOINT")
-    if not endpoint:
+    try:  # the product's own reading of CBSNAP_ENDPOINT (a bare loopback host:port means http)
+        endpoint = Endpoint.parse(env.get("CBSNAP_ENDPOINT"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if endpoint.host is None:
         return Connection(secret_id, secret_key, token, region)
-    parts = urlsplit(endpoint if "://" in endpoint else "https://" + endpoint)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"CBSNAP_ENDPOINT must look like https://host[:port], got {endpoint!r}")
-    return Connection(secret_id, secret_key, token, region, parts.scheme, parts.netloc)
+    return Connection(secret_id, secret_key, token, region, endpoint.protocol, endpoint.host_for("scf"))
 
 
 def _observe(api: ScfApi, desired: Desired) -> Observed:
