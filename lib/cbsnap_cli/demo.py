@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from cbsnap_cli import handlers
 from cbsnap_cli.args import positive_seconds
-from cbsnap_cli.errors import ExitCode
+from cbsnap_cli.errors import ExitCode, UsageError
 from cbsnap_cli.files import read_json
 from cbsnap_cli.table import RESULT_COLUMNS, render
 
@@ -24,7 +24,12 @@ End to end on this machine: start the CBS API emulator (TC3 signatures verified)
 event at index.main_handler (the deployed entry point), print the per-disk results, then follow
 the new snapshots to NORMAL through the webhook's GET /snapshots/{id} route. The sample event
 names five disks of which two fail on purpose (an invalid ID, a disk that cannot be snapshotted).
-Exit 0 when the demo ran to the end, 1 if the snapshots never finished."""
+Exit 0 when the demo ran to the end, 1 if the snapshots never finished.
+
+With --fleet: a fleet of tagged disks in two regions and one request over the fan-out threshold.
+The parent hands chunks on with SCF Invoke; every pending invocation then runs in a fresh Python
+process, as SCF runs it (the chunks, then the completion re-check links they start). Exit 0 when
+every disk has exactly one snapshot and one snapshot.completed event."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,6 +47,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=5.0,
         metavar="SECONDS",
         help="how long an emulated snapshot stays CREATING (default: 5)",
+    )
+    parser.add_argument(
+        "--fleet", action="store_true", help="fan-out and completion events end to end instead (see above)"
+    )
+    parser.add_argument(
+        "--disks", type=int, default=60, metavar="N", help="with --fleet: how many disks (default: 60)"
+    )
+    parser.add_argument(
+        "--threshold",
+        type=int,
+        default=20,
+        metavar="N",
+        help="with --fleet: the fan-out threshold; chunks hold half of it (default: 20)",
     )
     parser.set_defaults(func=run)
 
@@ -85,6 +103,12 @@ def _progress(handler: handlers.Handler, snapshot_id: str) -> Progress:
 
 def run(args: argparse.Namespace) -> ExitCode:
     """Run the demo; see DESCRIPTION."""
+    if args.fleet:
+        from cbsnap_cli.demo_fleet import run_fleet
+
+        if args.disks < 2 or args.threshold < 2 or args.disks <= args.threshold:
+            raise UsageError("--fleet needs --disks > --threshold >= 2", "e.g. --disks 60 --threshold 20")
+        return run_fleet(args.disks, args.threshold, args.creation_seconds, sys.stdout)
     from cbsnap.runtime import Runtime, set_runtime
     from cbsnap_cli.config import emulator_settings, settings_from_env, started_emulator
 

@@ -242,6 +242,21 @@ def test_demo_runs_end_to_end() -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
+def test_demo_fleet_plays_a_whole_fan_out_and_completion_chain() -> None:
+    proc = run_cli("demo", "--fleet", "--disks", "30", "--threshold", "10", "--creation-seconds", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "parent: 6 chunks handed on with Invoke, 30 disks; its own CreateSnapshot calls: 0" in out
+    assert "30 of 30 disks have a snapshot (30 exactly one); 30 snapshot.completed events (0 repeated)" in out
+    assert "re-check link" in out and "Traceback" not in proc.stderr
+
+
+def test_demo_fleet_refuses_a_fleet_under_its_threshold() -> None:
+    proc = run_cli("demo", "--fleet", "--disks", "5", "--threshold", "10")
+    assert proc.returncode == 2 and "--disks > --threshold" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_sign_prints_two_headers_and_exits_0(tmp_path: Path) -> None:
     proc = run_cli("sign", "--query", "wait=50", "--timestamp", "1795831200", CBSNAP_WEBHOOK_SECRET="s3cret")
     assert proc.returncode == 0, proc.stderr
