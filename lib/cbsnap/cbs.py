@@ -18,6 +18,9 @@ from cbsnap.scf import Deadline
 DESCRIBE_DISKS_MAX_IDS = 100  # DiskIds per DescribeDisks call (Limit max)
 DESCRIBE_SNAPSHOTS_MAX_DISKS = 10  # values of the disk-id filter per call
 PAGE_LIMIT = 100
+# Snapshots one disk may hold ("each CBS disk can save up to 64 snapshots", shared/reference
+# tencent-facts.md §1.6); CreateSnapshot answers InsufficientSnapshotQuota past it.
+SNAPSHOT_QUOTA = 64
 # A cap on paging, as cloud-custodian's Tencent provider keeps one: a selector
 # matching more than 100,000 disks is a mistake, not a workload.
 MAX_PAGES = 1000
@@ -53,6 +56,10 @@ class SnapshotInfo:
     deadline_time: str | None
     image_count: int
     tags: Mapping[str, str] = field(default_factory=dict)
+    # ShareReference: how many accounts it is shared with (the janitor never deletes a shared one);
+    # shared_in: SnapshotType SHARED_SNAPSHOT, another account's snapshot shared with this one.
+    share_count: int = 0
+    shared_in: bool = False
     is_permanent: bool = True
     copy_from_remote: bool = False  # a cross-region copy (its DiskId is "")
     copying_to: tuple[str, ...] = ()  # regions a copy of it is being made to
@@ -61,6 +68,14 @@ class SnapshotInfo:
 @dataclass(frozen=True)
 class CreatedSnapshot:
     """A successful CreateSnapshot: the snapshot ID and the call's RequestId."""
+
+    snapshot_id: str
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class CopyStarted:
+    """A copy CopySnapshotCrossRegions started: the copy's ID (in the destination) and the RequestId."""
 
     snapshot_id: str
     request_id: str | None
@@ -86,11 +101,13 @@ class CbsApi(Protocol):
         disk_ids: Sequence[str] = (),
         snapshot_ids: Sequence[str] = (),
         states: Sequence[str] = (),
+        names: Sequence[str] = (),
         offset: int = 0,
         limit: int = PAGE_LIMIT,
         newest_first: bool = True,
     ) -> tuple[int, list[SnapshotInfo]]:
-        """One page of snapshots, by snapshot IDs or by up to 10 disk IDs: ``(TotalCount, page)``."""
+        """One page of snapshots, by snapshot IDs, by up to 10 disk IDs or by names
+        (the ``snapshot-name`` filter): ``(TotalCount, page)``."""
         ...
 
     def create_snapshot(
@@ -123,4 +140,18 @@ class CbsApi(Protocol):
 
     def delete_snapshots(self, snapshot_ids: Sequence[str], deadline: Deadline) -> str | None:
         """DeleteSnapshots (all-or-nothing); returns the RequestId."""
+        ...
+
+    def copy_snapshot(self, snapshot_id: str, destination: str, name: str, deadline: Deadline) -> CopyStarted:
+        """CopySnapshotCrossRegions of one NORMAL snapshot of this region to one ``destination``.
+
+        Raises :class:`~cbsnap.errors.CloudError` for a refused call and for the region's own
+        non-``Success`` result; an ambiguous failure is raised, never retried blind (the
+        caller looks for the copy by ``name`` first).
+        """
+        ...
+
+    def set_snapshot_deadline(self, snapshot_id: str, expires_at: str, deadline: Deadline) -> str | None:
+        """ModifySnapshotAttribute: ``IsPermanent`` false with ``Deadline`` ``expires_at``
+        (UTC ISO-8601); returns the RequestId."""
         ...

@@ -38,6 +38,7 @@ from cbsnap.cbs import (
     DESCRIBE_SNAPSHOTS_MAX_DISKS,
     MAX_PAGES,
     PAGE_LIMIT,
+    CopyStarted,
     CreatedSnapshot,
     DiskInfo,
     SnapshotInfo,
@@ -170,6 +171,8 @@ def _snapshot_info(s: Any) -> SnapshotInfo:
         deadline_time=s.DeadlineTime or None,
         image_count=int(s.ImageCount or 0),
         tags=_tags(s.Tags),
+        share_count=int(getattr(s, "ShareReference", 0) or 0),
+        shared_in=getattr(s, "SnapshotType", None) == "SHARED_SNAPSHOT",
         is_permanent=s.IsPermanent is not False,
         copy_from_remote=bool(s.CopyFromRemote),
         copying_to=tuple(s.CopyingToRegions or ()),
@@ -333,11 +336,13 @@ class SignedCbsApi(SignedApi):
         disk_ids: Sequence[str] = (),
         snapshot_ids: Sequence[str] = (),
         states: Sequence[str] = (),
+        names: Sequence[str] = (),
         offset: int = 0,
         limit: int = PAGE_LIMIT,
         newest_first: bool = True,
     ) -> tuple[int, list[SnapshotInfo]]:
-        """One page of snapshots, by snapshot IDs or by up to 10 disk IDs (optionally in ``states``).
+        """One page of snapshots, by snapshot IDs, by up to 10 disk IDs or by ``names``
+        (optionally in ``states``).
 
         Returns ``(TotalCount, page)``.
         """
@@ -356,6 +361,11 @@ class SignedCbsApi(SignedApi):
             state_filter.Name = "snapshot-state"
             state_filter.Values = list(states)
             req.Filters = [*(req.Filters or []), state_filter]
+        if names:
+            name_filter = cbs_models.Filter()
+            name_filter.Name = "snapshot-name"
+            name_filter.Values = list(names)
+            req.Filters = [*(req.Filters or []), name_filter]
         req.Offset = offset
         req.Limit = limit
         req.OrderField = "CREATE_TIME"
@@ -440,4 +450,43 @@ class SignedCbsApi(SignedApi):
         req = cbs_models.DeleteSnapshotsRequest()
         req.SnapshotIds = list(snapshot_ids)
         resp = self._call("DeleteSnapshots", req, deadline)
+        return str(resp.RequestId) if resp.RequestId else None
+
+    def copy_snapshot(self, snapshot_id: str, destination: str, name: str, deadline: Deadline) -> CopyStarted:
+        """CopySnapshotCrossRegions to one region. It takes no client token, so an ambiguous
+        failure is raised rather than retried here: the caller looks for the copy by name
+        first (cbsnap.copies). A ``SnapshotCopyResult`` whose ``Code`` is not ``Success``
+        becomes a CloudError with that code and message."""
+        req = cbs_models.CopySnapshotCrossRegionsRequest()
+        req.SnapshotId = snapshot_id
+        req.DestinationRegions = [destination]
+        req.SnapshotName = name
+        resp = self._call("CopySnapshotCrossRegions", req, deadline, retry_ambiguous=False)
+        for result in resp.SnapshotCopyResultSet or ():
+            if result.DestinationRegion != destination:
+                continue
+            if (result.Code or "Success") != "Success" or not result.SnapshotId:
+                raise CloudError(
+                    "CopySnapshotCrossRegions",
+                    str(result.Code or "InternalError.NoSnapshotId"),
+                    str(result.Message or "the copy result carried no SnapshotId"),
+                    resp.RequestId,
+                )
+            return CopyStarted(snapshot_id=str(result.SnapshotId), request_id=resp.RequestId)
+        raise CloudError(
+            "CopySnapshotCrossRegions",
+            "InternalError.NoCopyResult",
+            f"the reply carried no result for {destination}",
+            resp.RequestId,
+        )
+
+    def set_snapshot_deadline(self, snapshot_id: str, expires_at: str, deadline: Deadline) -> str | None:
+        """ModifySnapshotAttribute with ``IsPermanent=False`` and ``Deadline``: the API takes the
+        Deadline only when IsPermanent is false ("该参数仅在参数IsPermanent为False时生效").
+        Setting the same Deadline twice changes nothing, so it is retried like a read."""
+        req = cbs_models.ModifySnapshotAttributeRequest()
+        req.SnapshotId = snapshot_id
+        req.IsPermanent = False
+        req.Deadline = expires_at
+        resp = self._call("ModifySnapshotAttribute", req, deadline)
         return str(resp.RequestId) if resp.RequestId else None

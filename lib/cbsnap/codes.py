@@ -119,6 +119,18 @@ _API_TO_SEED: dict[str, SeedCode] = {
     "UnauthorizedOperation*": SeedCode.AUTH_FAILURE,
     "InvalidCredential": SeedCode.AUTH_FAILURE,
     "RequestLimitExceeded*": SeedCode.REQUEST_LIMIT_EXCEEDED,
+    # Cross-region copies (docs/copies.md): CopySnapshotCrossRegions' codes as the Go SDK lists
+    # them, ModifySnapshotAttribute's and the Tag API's. A copy's code is reported beside its
+    # source's result and never replaces it. The entries that say INTERNAL_ERROR are the
+    # documented fallback, written out so the table names every copy code.
+    "ResourceInUse.CopySnapshotConflict": SeedCode.DISK_BUSY,  # a copy to that region still runs
+    "UnsupportedOperation.SnapshotNotSupportCopy": SeedCode.SNAPSHOT_NOT_SUPPORTED,
+    "InvalidSnapshot.NotSupported": SeedCode.INTERNAL_ERROR,  # not NORMAL (yet): cbsnap waits
+    "InvalidAccount.InsufficientBalance": SeedCode.INTERNAL_ERROR,  # billing: no seed code fits
+    "InternalError.ComponentError": SeedCode.INTERNAL_ERROR,
+    "UnsupportedOperation.SnapHasShared": SeedCode.SNAPSHOT_NOT_SUPPORTED,  # no expiry on a shared one
+    "UnsupportedOperation.SnapshotHasBindedImage": SeedCode.INTERNAL_ERROR,  # as the janitor reports it
+    "LimitExceeded.ResourceAttachedTags": SeedCode.INVALID_PARAMETER,  # a copy with 50 tags already
 }
 _EXACT = {k: v for k, v in _API_TO_SEED.items() if not k.endswith("*")}
 _PREFIXES = sorted(

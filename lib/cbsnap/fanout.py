@@ -152,7 +152,9 @@ class FanOut:
     def chunks(self, request: Request, resolution: Resolution) -> list[Chunk]:
         """The chunk envelopes, one region each, in a deterministic order."""
         assert request.options is not None
-        base = request.options.model_dump(mode="json", exclude_unset=True, exclude=set(_NOT_INHERITED))
+        base = request.options.model_dump(
+            mode="json", exclude_unset=True, exclude=set(_NOT_INHERITED), by_alias=True
+        )
         key = chunk_key(request.meta.request_key)
         by_region: dict[str, list[DiskTarget]] = {}
         for target in sorted(resolution.eligible, key=lambda t: (t.region or "", t.position)):

@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timezone
+from functools import lru_cache
 
-from cbsnap.cbs import DESCRIBE_SNAPSHOTS_MAX_DISKS, MAX_PAGES, CbsApi, SnapshotInfo
-from cbsnap.cbs_time import parse_cbs_time
+from cbsnap.cbs import DESCRIBE_SNAPSHOTS_MAX_DISKS, MAX_PAGES, SNAPSHOT_QUOTA, CbsApi, SnapshotInfo
+from cbsnap.cbs_time import format_cbs_time, parse_cbs_time
 from cbsnap.codes import SeedCode, seed_code_for
 from cbsnap.errors import CloudError, DeadlineReached
+from cbsnap.gfs import Dated, Verdict, apply_rules, describe_would_keep, zone_named
 from cbsnap.models import Retention, SnapshotResult
 from cbsnap.ownership import OWNER_TAG, OWNER_VALUE
 from cbsnap.request import Placed, Request
@@ -63,6 +66,7 @@ DRY_RUN_MESSAGE = "dry run: would delete"
 JANITOR_NOT_ATTEMPTED = "not attempted: the invocation's time ran out before this snapshot's turn"
 LISTING_NOT_ATTEMPTED = "retention not applied: the invocation's time ran out before this disk's turn"
 ALREADY_GONE = "already deleted"
+EXPECTED_ID = "(new)"  # the snapshot about to be made, in plans only
 _NOT_FOUND = "InvalidSnapshotId.NotFound"
 # Disk refusals that concern creating a snapshot, not keeping old ones: a prune
 # still applies to such a disk (e.g. one in the recycle bin keeps its snapshots).
@@ -71,6 +75,7 @@ _PRUNABLE_REFUSALS = frozenset({SeedCode.SNAPSHOT_NOT_SUPPORTED, SeedCode.DISK_T
 _WHOLE_BATCH_CODES = frozenset({SeedCode.AUTH_FAILURE, SeedCode.REQUEST_LIMIT_EXCEEDED})
 _CREATING = "ResourceUnavailable.SnapshotCreating"
 _HAS_IMAGE = "UnsupportedOperation.SnapshotHasBindedImage"
+_SHARED = "UnsupportedOperation.SnapHasShared"
 _NOT_NORMAL = "InvalidSnapshot.NotSupported"
 
 
@@ -91,6 +96,13 @@ class DiskScope:
     name: str | None
     position: int = 0
     just_made: frozenset[str] = frozenset()
+    # True when a snapshot is about to be made (dry runs, quota room): the rules then count a
+    # new snapshot of the scope's name as the newest; it is never in any record. Made "now" in a
+    # dry run's prediction. ``cautious`` (making room) dates it like the newest snapshot in scope,
+    # and keeps that one: the new snapshot's CreateTime is not known yet, and whatever it turns
+    # out to be, the rules then delete at least what this plan does (docs/retention.md).
+    expecting_new: bool = False
+    cautious: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,7 @@ class Candidate:
     snapshot: SnapshotInfo
     skip: SeedCode | None = None
     reason: str = ""
+    why: str = ""  # its age and which rule would have kept it (dry runs report it)
 
 
 @dataclass(frozen=True)
@@ -137,6 +150,7 @@ def owned(snapshot: SnapshotInfo) -> bool:
     return snapshot.tags.get(OWNER_TAG) == OWNER_VALUE
 
 
+@lru_cache(maxsize=4096)  # a disk's snapshots are ranked and bucketed many times a run
 def create_time(value: str) -> float | None:
     """Epoch seconds of a zone-less ``YYYY-MM-DD HH:MM:SS`` CreateTime; None if unreadable.
 
@@ -159,11 +173,25 @@ def in_scope(snapshot: SnapshotInfo, scope: DiskScope) -> bool:
 def select(snapshots: Iterable[SnapshotInfo], scope: DiskScope, retention: Retention, now: float) -> DiskPlan:
     """Apply ``retention`` to one disk's snapshots (as listed, any order) at wall time ``now``.
 
-    Pure: no I/O. Foreign and out-of-scope snapshots are ignored entirely. The
-    snapshots just made rank newest; an unreadable CreateTime ranks next (it is
-    kept by ``keepLast`` and never old enough for ``maxAgeDays``).
+    Pure: no I/O. Foreign and out-of-scope snapshots are ignored entirely. The count rules
+    (``keepLast``, ``daily``…, :mod:`cbsnap.gfs`) each keep some snapshots; a snapshot no count
+    rule keeps is a candidate when it is also older than ``maxAgeDays`` (when set). The
+    snapshots just made rank newest and are never candidates; an unreadable CreateTime ranks
+    next for ``keepLast``, has no day for the generations (so they keep it), and is never old
+    enough for ``maxAgeDays``.
     """
     listed = list({s.snapshot_id: s for s in snapshots}.values())
+    if scope.expecting_new:
+        made_at, keep = now, frozenset({EXPECTED_ID})
+        if scope.cautious:
+            dated = [
+                (t, s.snapshot_id) for s in listed if in_scope(s, scope) and (t := create_time(s.create_time))
+            ]
+            if dated:
+                made_at, newest = max(dated)
+                keep |= {newest}
+        listed.insert(0, _expected(scope, made_at))
+        scope = replace(scope, just_made=scope.just_made | keep)
     scoped = [(i, s) for i, s in enumerate(listed) if in_scope(s, scope)]
 
     def newest_first(pair: tuple[int, SnapshotInfo]) -> tuple[int, float, int]:
@@ -176,23 +204,95 @@ def select(snapshots: Iterable[SnapshotInfo], scope: DiskScope, retention: Reten
         return (2, -created, -index)
 
     ranked = [s for _, s in sorted(scoped, key=newest_first)]
+    verdicts = _count_verdicts(ranked, scope, retention, now)
     cutoff = None if retention.maxAgeDays is None else now - retention.maxAgeDays * DAY_SECONDS
-    keep = retention.keepLast or 0
     candidates: list[Candidate] = []
     kept: list[SnapshotInfo] = []
-    for rank, snap in enumerate(ranked):
+    for snap in ranked:
         created = create_time(snap.create_time)
-        by_count = retention.keepLast is None or rank >= keep
+        verdict = verdicts.get(snap.snapshot_id)
+        by_count = verdict is None or not verdict.kept
         by_age = cutoff is None or (created is not None and created < cutoff)
         if snap.snapshot_id in scope.just_made or not (by_count and by_age):
             kept.append(snap)
             continue
-        candidates.append(_judge(snap))
+        candidates.append(_judge(snap, _why(snap, created, verdict, retention, now)))
     candidates.reverse()  # oldest first
-    return DiskPlan(scope, tuple(candidates), tuple(kept))
+    return DiskPlan(scope, tuple(candidates), tuple(s for s in kept if s.snapshot_id != EXPECTED_ID))
 
 
-def _judge(snap: SnapshotInfo) -> Candidate:
+def _expected(scope: DiskScope, now: float) -> SnapshotInfo:
+    """The snapshot about to be made, as the listing will show it."""
+    return SnapshotInfo(
+        snapshot_id=EXPECTED_ID,
+        disk_id=scope.disk_id,
+        state="CREATING",
+        percent=0,
+        name=scope.name or "",
+        create_time=format_cbs_time(now),
+        deadline_time=None,
+        image_count=0,
+        tags={OWNER_TAG: OWNER_VALUE},
+    )
+
+
+def _count_verdicts(
+    ranked: Sequence[SnapshotInfo], scope: DiskScope, retention: Retention, now: float
+) -> dict[str, Verdict]:
+    """The count rules' verdicts on the snapshots in scope, ``ranked`` newest first.
+
+    Empty when there are no count rules (``maxAgeDays`` alone). ``keepLast`` counts by rank,
+    so the snapshots just made and those of unknown time take their places at the top; the
+    generations count by creation instant, and a snapshot of unknown time (it has no day,
+    week…) is kept by them outright. A snapshot just made that the listing shows without a
+    readable time is dated ``now``.
+    """
+    rules = retention.count_rules
+    if not rules:
+        return {}
+    # keepLast by rank: giving rank r the instant -r keeps the order whatever the times are.
+    verdicts: dict[str, Verdict] = {}
+    if retention.keepLast is not None:
+        by_rank = [Dated(s.snapshot_id, -float(rank)) for rank, s in enumerate(ranked)]
+        verdicts = apply_rules(by_rank, {"keepLast": retention.keepLast}, timezone.utc)
+    generations = retention.generations
+    if generations:
+        zone = zone_named(retention.timezone or "UTC") or timezone.utc
+        dated: list[Dated] = []
+        for snap in ranked:
+            created = create_time(snap.create_time)
+            if created is None and snap.snapshot_id in scope.just_made:
+                created = now
+            if created is None:
+                verdicts[snap.snapshot_id] = Verdict(("unknown time",))
+                continue
+            dated.append(Dated(snap.snapshot_id, created))
+        for sid, verdict in apply_rules(dated, generations, zone).items():
+            verdicts[sid] = _merged(verdicts.get(sid), verdict)
+    return verdicts
+
+
+def _merged(first: Verdict | None, second: Verdict) -> Verdict:
+    if first is None:
+        return second
+    kept_by = first.kept_by + second.kept_by
+    return Verdict(kept_by, {} if kept_by else {**first.would_keep, **second.would_keep})
+
+
+def _why(
+    snap: SnapshotInfo, created: float | None, verdict: Verdict | None, retention: Retention, now: float
+) -> str:
+    """Why a candidate goes, for dry runs: its age and what would have kept it."""
+    age = "of unknown age" if created is None else f"{(now - created) / DAY_SECONDS:.1f} days old"
+    parts = [age]
+    if verdict is not None:
+        parts.append(describe_would_keep(verdict))
+    if retention.maxAgeDays is not None:
+        parts.append(f"older than maxAgeDays {retention.maxAgeDays}")
+    return "; ".join(parts)
+
+
+def _judge(snap: SnapshotInfo, why: str = "") -> Candidate:
     """A selected snapshot: deletable, or the reason DeleteSnapshots would refuse it."""
     sid = snap.snapshot_id
     if snap.state == "CREATING":
@@ -202,13 +302,19 @@ def _judge(snap: SnapshotInfo) -> Candidate:
     if snap.state != "NORMAL":
         state = snap.state or "in an unknown state"
         return Candidate(snap, seed_code_for(_NOT_NORMAL), f"not deleted: {_NOT_NORMAL}: {sid} is {state}")
+    if snap.share_count > 0 or snap.shared_in:
+        return Candidate(
+            snap,
+            seed_code_for(_SHARED),
+            f"not deleted: {_SHARED}: {sid} is shared with {snap.share_count or 'this'} account(s)",
+        )
     if snap.image_count > 0:
         return Candidate(
             snap,
             seed_code_for(_HAS_IMAGE),
             f"not deleted: {_HAS_IMAGE}: {sid} is bound to {snap.image_count} image(s)",
         )
-    return Candidate(snap)
+    return Candidate(snap, why=why)
 
 
 # -- records ---------------------------------------------------------------------------------------
@@ -366,6 +472,82 @@ class Janitor:
         placed.extend(self.run(scopes, retention, deadline, dry_run=dry_run))
         return placed
 
+    def make_room(
+        self, resolution: Resolution, retention: Retention, deadline: Deadline, *, quota: int = SNAPSHOT_QUOTA
+    ) -> tuple[Resolution, list[Placed]]:
+        """Before creating: apply ``retention`` to every eligible disk at its snapshot quota.
+
+        The rules count the snapshot about to be made as the newest, so only what they would
+        delete right after the create goes (one fewer kept by ``keepLast``, say). A disk the
+        rules cannot free a place on leaves the eligible list with a 16006 result saying so,
+        and no CreateSnapshot is sent for it. A disk whose listing failed is left to
+        CreateSnapshot, which answers for the quota itself. Returns the narrowed resolution
+        and the delete records (each at its disk's position; the 16006s are in ``refused``).
+        """
+        full = [
+            t
+            for t in resolution.eligible
+            if (info := resolution.infos.get(t.disk_id)) is not None and info.snapshot_count >= quota
+        ]
+        if not full:
+            return resolution, []
+        scopes = [
+            DiskScope(
+                t.disk_id,
+                t.region or self._region,
+                t.snapshot_name,
+                t.position,
+                expecting_new=True,
+                cautious=True,
+            )
+            for t in full
+        ]
+        plan = self.plan(scopes, retention, deadline)
+        # Delete only where it makes room: on a disk the rules cannot free a place on, deleting
+        # would lose snapshots they still keep, for a snapshot that is not made after all.
+        fits = Plan([d for d in plan.disks if d.error is None and self._frees(d, resolution, quota)])
+        records = self.execute(fits, deadline)
+        freed: dict[str, int] = {}
+        for fitting in fits.disks:
+            ids = {s.snapshot_id for s in fitting.to_delete}
+            freed[fitting.scope.disk_id] = sum(1 for _, r in records if r.ok and r.snapshotId in ids)
+        listed = {d.scope.disk_id: d for d in plan.disks if d.error is None}
+        refused: list[Placed] = []
+        eligible = []
+        for target in resolution.eligible:
+            info = resolution.infos.get(target.disk_id)
+            listing = listed.get(target.disk_id)
+            if target in full and listing is not None and info is not None:
+                left = info.snapshot_count - freed.get(target.disk_id, 0)
+                if left >= quota:
+                    message = (
+                        f"the disk holds {info.snapshot_count} of its {quota} snapshots and the retention "
+                        f"rules would delete {len(listing.to_delete)} of them (freed "
+                        f"{freed.get(target.disk_id, 0)}): they keep the rest, so no snapshot was made"
+                    )
+                    refused.append(
+                        (
+                            target.position,
+                            SnapshotResult.failure(
+                                target.disk_id,
+                                target.snapshot_name,
+                                SeedCode.SNAPSHOT_QUOTA_EXCEEDED,
+                                message,
+                                region=target.region,
+                            ),
+                        )
+                    )
+                    continue
+            eligible.append(target)
+        narrowed = replace(resolution, eligible=eligible, refused=[*resolution.refused, *refused])
+        return narrowed, [*refused, *records]
+
+    @staticmethod
+    def _frees(disk: DiskPlan, resolution: Resolution, quota: int) -> bool:
+        """True when deleting what ``disk``'s plan selects brings the disk under ``quota``."""
+        info = resolution.infos.get(disk.scope.disk_id)
+        return info is not None and info.snapshot_count - len(disk.to_delete) < quota
+
     # -- planning ----------------------------------------------------------------------------------
 
     def plan(self, scopes: Sequence[DiskScope], retention: Retention, deadline: Deadline) -> Plan:
@@ -443,7 +625,11 @@ class Janitor:
         done: dict[str, _Done] = {}
         if dry_run:
             for disk in plan.disks:
-                done.update((s.snapshot_id, _Done(SeedCode.SUCCESS, DRY_RUN_MESSAGE)) for s in disk.to_delete)
+                done.update(
+                    (c.snapshot.snapshot_id, _Done(SeedCode.SUCCESS, f"{DRY_RUN_MESSAGE}: {c.why}"))
+                    for c in disk.candidates
+                    if c.skip is None
+                )
         else:
             batches: list[tuple[str, list[str]]] = []
             for region in dict.fromkeys(d.scope.region for d in plan.disks):

@@ -106,19 +106,78 @@ class Selector(BaseModel):
 
 
 class Retention(BaseModel):
-    """Which of cbsnap's own snapshots of a disk to delete. With both rules a
-    snapshot goes only when both would delete it."""
+    """Which of cbsnap's own snapshots of a disk to delete (docs/retention.md).
+
+    The count rules (``keepLast`` and the generations ``daily``/``weekly``/``monthly``/
+    ``yearly``, restic's ``--keep-*`` semantics) each keep some snapshots, and a snapshot
+    kept by any of them stays. ``maxAgeDays`` protects every snapshot younger than D days:
+    with count rules a snapshot goes only when no rule keeps it *and* it is older than D.
+    Generations fall into calendar buckets of ``timezone`` (an IANA name; UTC by default).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     keepLast: int | None = Field(default=None, ge=1, le=64, strict=True)
     maxAgeDays: int | None = Field(default=None, ge=1, le=3650, strict=True)
+    # Bounds: ten years of each generation; Tencent's own policy stops at 100 of each.
+    daily: int | None = Field(default=None, ge=1, le=3650, strict=True)
+    weekly: int | None = Field(default=None, ge=1, le=520, strict=True)
+    monthly: int | None = Field(default=None, ge=1, le=120, strict=True)
+    yearly: int | None = Field(default=None, ge=1, le=100, strict=True)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64, strict=True)
 
     @model_validator(mode="after")
     def _some_rule(self) -> Retention:
-        if self.keepLast is None and self.maxAgeDays is None:
-            raise ValueError("needs keepLast and/or maxAgeDays")
+        if self.keepLast is None and self.maxAgeDays is None and not self.generations:
+            raise ValueError("needs keepLast, maxAgeDays or one of daily/weekly/monthly/yearly")
+        if self.timezone is not None:
+            from cbsnap.gfs import zone_named
+
+            if zone_named(self.timezone) is None:
+                raise ValueError(f"timezone: unknown IANA time zone {self.timezone[:_ECHO_LIMIT]!r}")
         return self
+
+    @property
+    def generations(self) -> dict[str, int]:
+        """The generation rules that are set: ``{"daily": 7, "weekly": 4}``."""
+        rules = {"daily": self.daily, "weekly": self.weekly, "monthly": self.monthly, "yearly": self.yearly}
+        return {name: count for name, count in rules.items() if count is not None}
+
+    @property
+    def count_rules(self) -> dict[str, int]:
+        """Every rule that keeps a number of snapshots (``keepLast`` and the generations)."""
+        rules = {"keepLast": self.keepLast} if self.keepLast is not None else {}
+        return {**rules, **self.generations}
+
+    @property
+    def most_kept(self) -> int | None:
+        """The most snapshots the count rules can keep (they may overlap, so often fewer);
+        None when only ``maxAgeDays`` is set (it keeps every young snapshot, however many)."""
+        return sum(self.count_rules.values()) if self.count_rules else None
+
+
+MAX_COPY_REGIONS = 3
+
+
+class CopySpec(BaseModel):
+    """``copy``: copy each new snapshot to other regions, once it is usable (docs/copies.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    regions: list[Region] = Field(min_length=1, max_length=MAX_COPY_REGIONS)
+    retainDays: int | None = Field(default=None, ge=1, le=3650, strict=True)
+
+    @field_validator("regions")
+    @classmethod
+    def _known_and_distinct(cls, regions: list[str]) -> list[str]:
+        from cbsnap.regions import KNOWN_REGIONS
+
+        for region in regions:
+            if region not in KNOWN_REGIONS:
+                raise ValueError(f"{region[:_ECHO_LIMIT]!r} is not a CBS region")
+        if len(set(regions)) != len(regions):
+            raise ValueError("names a region twice")
+        return regions
 
 
 # TAT RunCommand.Content: "Base64 编码后的字符串长度不能超过 64KB" (tencentcloud-sdk-python-tat).
@@ -175,6 +234,7 @@ class RequestOptions(BaseModel):
     notify: Literal["completed"] | None = None
     dryRun: bool = Field(default=False, strict=True)
     consistent: bool = Field(default=False, strict=True)
+    copy_: CopySpec | None = Field(default=None, alias="copy")
     # action "report" (cbsnap.report): the RPO, when CREATING counts as stuck, only cbsnap's snapshots
     rpoHours: int | None = Field(default=None, ge=1, le=24 * 366, strict=True)
     stuckHours: int | None = Field(default=None, ge=1, le=24 * 30, strict=True)
@@ -206,6 +266,13 @@ class RequestOptions(BaseModel):
             raise ValueError("retention does not cover snapshot groups yet: drop consistent or retention")
         if self.action == "prune" and self.retention is None:
             raise ValueError("action prune needs a retention rule")
+        if self.copy_ is not None:
+            if self.action == "prune":
+                raise ValueError("copy: a prune makes no snapshot to copy")
+            sources = {self.region, *(self.selector.regions if self.selector else [])}
+            same = sorted(r for r in self.copy_.regions if r in sources)
+            if same:
+                raise ValueError(f"copy.regions: {same[0]} is a source region of this request")
         return self
 
     @field_validator("correlation")
@@ -265,6 +332,33 @@ REPORT_FIELDS = (
 )  # fmt: skip
 
 
+class CopyRef(BaseModel):
+    """One cross-region copy of a result's snapshot (:mod:`cbsnap.copies`).
+
+    ``state``: ``pending`` (not started: the source is not usable yet, or a running copy is
+    being found), ``copying`` (the copy exists and is not finished: not NORMAL, or not yet
+    tagged or given its expiry), ``normal`` (usable, cbsnap's, expiring as asked), ``failed``
+    (``code``/``message`` say why; the source's own result stays what it was), ``planned``
+    (a dry run: the copy a run would make) and ``exists`` (a dry run found it made already).
+    """
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    region: str
+    snapshotId: str | None = None
+    state: str
+    code: int | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, without the unset ``code``/``message``."""
+        data = self.model_dump()
+        for extra in ("code", "message"):
+            if data[extra] is None:
+                del data[extra]
+        return data
+
+
 class SnapshotResult(BaseModel):
     """The per-disk result: the seed's ``code``/``message``/``snapshotId`` plus context.
 
@@ -302,7 +396,8 @@ class SnapshotResult(BaseModel):
     ageHours: float | None = None
     snapshotCount: int | None = None
     creating: int | None = None
-    copies: list[str] | None = None
+    # a snapshot's cross-region copies (cbsnap.copies); on a report result, the regions holding one
+    copies: tuple[CopyRef, ...] | list[str] | None = None
     stuckSnapshotIds: list[str] | None = None
     deleteWithDisk: bool | None = None
     last30Days: str | None = None
@@ -400,6 +495,8 @@ class SnapshotResult(BaseModel):
         for extra in _CONTEXT_FIELDS + (() if report else REPORT_FIELDS):
             if data[extra] is None:
                 del data[extra]
+        if isinstance(self.copies, tuple):  # a snapshot's copies (a report's are region names)
+            data["copies"] = [c.to_dict() for c in self.copies]
         if data["attempted"]:
             del data["attempted"]
         return data

@@ -32,13 +32,22 @@ its outcome) and consumers drop repeats by it (docs/pre-deploy.md).
 
 A link whose follow-up cannot be handed on reports it (``Outcome.unscheduled``); the handler
 then raises so SCF retries the link, and the claims keep that retry from re-sending events.
+
+**Copies ride the same chain** (:mod:`cbsnap.copies`, docs/copies.md). The chain starts when a
+request has ``notify`` *or* ``copy``; an item may carry ``copies`` (a :class:`~cbsnap.copies.CopyWork`:
+regions, ``retainDays``, the key, the copy IDs made, the regions done) and ``notified`` (its
+completion was handled, or never asked for: ``"notify": false`` on a link that only copies). Once
+an item's snapshot is NORMAL, the link runs the copy step for it and keeps it pending while any
+copy still needs copying, tagging or its expiry, or a conflict is being resolved. With ``notify``
+each copy ends with ``snapshot.copied`` or ``snapshot.copy_failed`` (``eventId``
+``copy/<snapshotId>/<region>``, claimed like the others); without it the outcomes are logged.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -46,24 +55,29 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from cbsnap.cbs import CbsApi, SnapshotInfo
 from cbsnap.codes import SeedCode
+from cbsnap.copies import CopyWork
 from cbsnap.errors import CbsnapError, CloudError
 from cbsnap.ledger import Ledger
-from cbsnap.models import ReplyTo, SnapshotResult
+from cbsnap.models import CopyRef, ReplyTo, SnapshotResult
 from cbsnap.outcome import Outcome
 from cbsnap.pacing import Sleep
 from cbsnap.scf import Clock, Deadline
 from cbsnap.sinks import DeliveryReport, RequestMeta
 
 if TYPE_CHECKING:
+    from cbsnap.copies import Copier
     from cbsnap.logs import Log
 
 RECHECK_FIELD = "cbsnapRecheck"
 COMPLETED = "snapshot.completed"
 FAILED = "snapshot.failed"
 TIMEOUT = "snapshot.timeout"
+COPIED = "snapshot.copied"
+COPY_FAILED = "snapshot.copy_failed"
 USABLE_STATE = "NORMAL"
 RECHECK_SINK = "recheck"  # DeliveryReport.sink of a link handed on: "recheck:invoke"
 MAX_SNAPSHOTS_PER_LINK = 500  # ~80 KB of event: under Invoke's 128 KB for asynchronous runs
+MAX_COPYING_PER_LINK = 150  # with copy work (≤ 3 regions, their copy IDs) ~500 bytes each
 DESCRIBE_BATCH = 100  # snapshot IDs per DescribeSnapshots call
 # Kept back from a link's deadline to invoke the next link and answer.
 HAND_ON_RESERVE_SECONDS = 2.0
@@ -80,6 +94,11 @@ RegionName = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,4}-[a-z0-9-]{2,
 def event_id(snapshot_id: str) -> str:
     """The deterministic id of a snapshot's one completion event (and its claim key)."""
     return f"event/{snapshot_id}"
+
+
+def copy_event_id(snapshot_id: str, region: str) -> str:
+    """The deterministic id of the one copy event of a snapshot's copy to ``region``."""
+    return f"copy/{snapshot_id}/{region}"
 
 
 def is_recheck(event: Any) -> bool:
@@ -99,6 +118,10 @@ class PendingSnapshot(BaseModel):
     storageId: str | None = Field(default=None, max_length=64)
     region: RegionName
     snapshotName: str | None = Field(default=None, max_length=128)
+    # True once the snapshot's completion was handled (emitted, or not asked for): the item
+    # then stays only for its copy work.
+    notified: bool = False
+    copies: CopyWork | None = None  # cross-region copies still to make, tag or expire
 
 
 class Recheck(BaseModel):
@@ -108,6 +131,7 @@ class Recheck(BaseModel):
 
     v: Literal[2] = 2
     link: int = Field(default=1, ge=1, strict=True)
+    notify: bool = True  # False: the chain only copies (a request with copy and no notify)
     snapshots: list[PendingSnapshot] = Field(min_length=1, max_length=MAX_SNAPSHOTS_PER_LINK)
     giveUpAt: AwareDatetime
     requestKey: str = Field(min_length=1, max_length=512)
@@ -175,8 +199,10 @@ class Notifier:
         sleep: Sleep = time.sleep,
         clock: Clock = time.monotonic,
         wall_clock: WallClock = lambda: datetime.now(timezone.utc),
+        copier: Callable[[], Copier] | None = None,
     ) -> None:
         self._cbs = cbs
+        self._copier = copier
         self._send = send
         self._ledger = ledger
         self._region = region
@@ -190,30 +216,44 @@ class Notifier:
 
     # -- after a run -------------------------------------------------------------------------
 
-    def start(self, results: Sequence[SnapshotResult], meta: RequestMeta, deadline: Deadline) -> Outcome:
-        """Start the chain for the request's new snapshots (code-0 creates with an ID).
+    def start(
+        self,
+        results: Sequence[SnapshotResult],
+        meta: RequestMeta,
+        deadline: Deadline,
+        *,
+        notify: bool = True,
+        copies: Mapping[str, CopyWork] | None = None,
+    ) -> Outcome:
+        """Start the chain for the request's new snapshots (code-0 creates with an ID): every
+        one when ``notify``, else those with open copy work (``copies``, by snapshot ID).
 
         Returns the delivery reports of the first link(s) and, when one could not be handed
         on, their snapshot IDs in ``unscheduled`` (the trigger then asks for a redelivery,
         which adopts the snapshots and starts the chain again). Never raises.
         """
+        work = copies or {}
         pending = [
             PendingSnapshot(
                 snapshotId=r.snapshotId,
                 storageId=r.storageId,
                 region=r.region or self._region,
                 snapshotName=r.snapshotName,
+                notified=not notify,
+                copies=work.get(r.snapshotId),
             )
             for r in results
-            if r.ok and r.snapshotId and r.action is None
+            if r.ok and r.snapshotId and r.action is None and (notify or r.snapshotId in work)
         ]
         outcome = Outcome()
         if not pending:
             return outcome
         give_up = self._now() + timedelta(seconds=self._max_wait)
-        for start in range(0, len(pending), MAX_SNAPSHOTS_PER_LINK):
+        size = MAX_COPYING_PER_LINK if work else MAX_SNAPSHOTS_PER_LINK
+        for start in range(0, len(pending), size):
             link = Recheck(
-                snapshots=pending[start : start + MAX_SNAPSHOTS_PER_LINK],
+                notify=notify,
+                snapshots=pending[start : start + size],
                 giveUpAt=give_up,
                 requestKey=meta.request_key,
                 trigger=meta.trigger,
@@ -247,13 +287,15 @@ class Notifier:
             polls += 1
             found, unreadable = self._look(pending, deadline)
             last.update(found)
-            events, pending = self._due(link, pending, found, unreadable)
-            self._emit(events, meta, deadline, deliver, outcome)
+            events, pending = self._due(link, pending, found, unreadable, deadline)
+            if link.notify:  # a chain that only copies logs its outcomes (cbsnap.copies) and emits nothing
+                self._emit(events, meta, deadline, deliver, outcome)
             if not pending:
                 break
             if self._now() >= link.giveUpAt:
-                timeouts = [self._timeout(link, p, last.get(p.snapshotId)) for p in pending]
-                self._emit(timeouts, meta, deadline, deliver, outcome)
+                timeouts = [e for p in pending for e in self._given_up(link, p, last.get(p.snapshotId))]
+                if link.notify:
+                    self._emit(timeouts, meta, deadline, deliver, outcome)
                 pending = []
                 break
             if deadline.remaining() < self._poll + HAND_ON_RESERVE_SECONDS:
@@ -282,11 +324,14 @@ class Notifier:
         pending: list[PendingSnapshot],
         found: dict[str, SnapshotInfo],
         unreadable: dict[str, str],
+        deadline: Deadline,
     ) -> tuple[list[SnapshotResult], list[PendingSnapshot]]:
-        """(events now due, snapshots still pending) after one look."""
+        """(events now due, snapshots still pending) after one look. A usable snapshot with
+        copy work runs the copy step and stays pending while any copy is unfinished."""
         events: list[SnapshotResult] = []
         rest: list[PendingSnapshot] = []
-        for snap in pending:
+        for item in pending:
+            snap = item  # updated below as the snapshot's completion and copies are handled
             info = found.get(snap.snapshotId)
             if snap.snapshotId in unreadable:
                 rest.append(snap)  # could not look: try again (the give-up time still bounds it)
@@ -295,12 +340,69 @@ class Notifier:
                     f"gone: snapshot {snap.snapshotId} no longer exists in {snap.region} "
                     "(deleted, or it failed, before it was usable)"
                 )
-                events.append(_event(link, snap, None, FAILED, message))
+                if not snap.notified:
+                    events.append(_event(link, snap, None, FAILED, message))
+                events.extend(
+                    self._copies_failed(link, snap, SeedCode.INTERNAL_ERROR, f"not copied: {message}")
+                )
             elif info.state == USABLE_STATE:
-                events.append(_event(link, snap, info, COMPLETED, f"usable: NORMAL, {info.percent}%"))
+                if not snap.notified:
+                    events.append(_event(link, snap, info, COMPLETED, f"usable: NORMAL, {info.percent}%"))
+                    snap = snap.model_copy(update={"notified": True})
+                if snap.copies is not None and snap.copies.open_regions:
+                    snap, copy_events = self._copy_step(link, snap, deadline)
+                    events.extend(copy_events)
+                    if snap.copies is not None and snap.copies.open_regions:
+                        rest.append(snap)
             else:
                 rest.append(snap)
         return events, rest
+
+    def _copy_step(
+        self, link: Recheck, snap: PendingSnapshot, deadline: Deadline
+    ) -> tuple[PendingSnapshot, list[SnapshotResult]]:
+        """One copy step for a usable snapshot: the updated item and the copy events due."""
+        assert snap.copies is not None
+        if self._copier is None:
+            message = "not copied: cross-region copies are not wired in this runtime"
+            done = snap.copies.model_copy(update={"done": list(snap.copies.regions)})
+            return snap.model_copy(update={"copies": done}), self._copies_failed(
+                link, snap, SeedCode.INTERNAL_ERROR, message
+            )
+        work, _refs, finished = self._copier().step(snap.snapshotId, snap.region, snap.copies, deadline)
+        events = [_copy_event(link, snap, ref) for ref in finished]
+        return snap.model_copy(update={"copies": work}), events
+
+    def _copies_failed(
+        self, link: Recheck, snap: PendingSnapshot, code: SeedCode, message: str
+    ) -> list[SnapshotResult]:
+        """A ``snapshot.copy_failed`` event for every unfinished copy of ``snap``."""
+        if snap.copies is None:
+            return []
+        refs = [
+            CopyRef(
+                region=region,
+                snapshotId=snap.copies.made.get(region),
+                state="failed",
+                code=int(code),
+                message=message[:_REPORT_LIMIT],
+            )
+            for region in snap.copies.open_regions
+        ]
+        for ref in refs:
+            self._logger.warning("copy.failed", extra={"source": snap.snapshotId, "copy": ref.to_dict()})
+        return [_copy_event(link, snap, ref) for ref in refs]
+
+    def _given_up(
+        self, link: Recheck, snap: PendingSnapshot, info: SnapshotInfo | None
+    ) -> list[SnapshotResult]:
+        """At the give-up time: the timeout event (if still owed) and every open copy's failure."""
+        events = [] if snap.notified else [self._timeout(link, snap, info)]
+        at = link.giveUpAt.astimezone(timezone.utc).isoformat(timespec="seconds")
+        events.extend(
+            self._copies_failed(link, snap, SeedCode.INTERNAL_ERROR, f"not copied: gave up at {at}")
+        )
+        return events
 
     def _timeout(self, link: Recheck, snap: PendingSnapshot, info: SnapshotInfo | None) -> SnapshotResult:
         at = link.giveUpAt.astimezone(timezone.utc).isoformat(timespec="seconds")
@@ -320,7 +422,11 @@ class Notifier:
         outcome: Outcome,
     ) -> None:
         """Claim and deliver events; claimed already = another run of this link sent them."""
-        emitted = [e for e in events if self._ledger.claim(event_id(e.snapshotId or ""), self._claim_ttl)]
+        emitted = [
+            e
+            for e in events
+            if self._ledger.claim(e.eventId or event_id(e.snapshotId or ""), self._claim_ttl)
+        ]
         if emitted:
             outcome.results.extend(emitted)
             outcome.delivery.extend(deliver(emitted, meta, deadline))
@@ -397,6 +503,27 @@ def _describe(api: CbsApi, ids: Sequence[str], deadline: Deadline) -> dict[str, 
         return found
     wanted = set(ids)
     return {s.snapshot_id: s for s in page if s.snapshot_id in wanted}
+
+
+def _copy_event(link: Recheck, snap: PendingSnapshot, ref: CopyRef) -> SnapshotResult:
+    """``snapshot.copied`` (the copy is usable, cbsnap's and expiring) or ``snapshot.copy_failed``
+    for one copy of ``snap``: the source's identity, the copy in ``copies``."""
+    ok = ref.state != "failed"
+    code = SeedCode.SUCCESS if ok else SeedCode(ref.code or SeedCode.INTERNAL_ERROR)
+    message = f"copied to {ref.region}: {ref.snapshotId}" if ok else (ref.message or "not copied")
+    return SnapshotResult(
+        storageId=snap.storageId,
+        snapshotName=snap.snapshotName,
+        code=int(code),
+        codeDesc=code.desc,
+        message=message,
+        snapshotId=snap.snapshotId,
+        region=snap.region,
+        action=COPIED if ok else COPY_FAILED,
+        correlation=link.correlation,
+        eventId=copy_event_id(snap.snapshotId, ref.region),
+        copies=(ref,),
+    )
 
 
 def _event(

@@ -16,6 +16,9 @@ OWNER_VALUE = "cbsnap"
 KEY_TAG = "cbsnap:key"
 TRIGGER_TAG = "cbsnap:trigger"
 CORRELATION_PREFIX = "cbsnap:corr:"
+# On cross-region copies (cbsnap.copies): the snapshot and region a copy was made from.
+SOURCE_TAG = "cbsnap:source"
+SOURCE_REGION_TAG = "cbsnap:source-region"
 # 50 tags per resource: ≤ 40 from the caller, 3 of cbsnap's own, ≤ 5 correlation.
 MAX_CORRELATION_TAGS = 5
 

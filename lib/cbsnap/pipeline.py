@@ -42,6 +42,7 @@ from cbsnap.snapshots import ApiProvider, SnapshotService
 from cbsnap.workers import Parallel, sequential
 
 if TYPE_CHECKING:
+    from cbsnap.copies import Copier, CopyWork
     from cbsnap.fanout import FanOut
     from cbsnap.hooks import HookRunner, TatCalls
     from cbsnap.janitor import Janitor
@@ -91,6 +92,7 @@ class Pipeline:
         parallel: Parallel = sequential,
         fanout: FanOut | None = None,
         notifier: Callable[[], Notifier] | None = None,
+        copier: Callable[[], Copier] | None = None,
         tat: Callable[[str], TatCalls] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         default_retain_days: Callable[[str], int] = lambda trigger: 0,
@@ -110,6 +112,8 @@ class Pipeline:
         self._fanout = fanout
         self._make_notifier = notifier
         self._notifier: Notifier | None = None
+        self._make_copier = copier
+        self._copier: Copier | None = None
         self._default_retain_days = default_retain_days
         self._pace = pace
         self._grace = delivery_grace
@@ -167,23 +171,30 @@ class Pipeline:
         if options.action == "prune":  # every result of a prune is a delete record, dry run or not
             results = [r if r.action else r.model_copy(update={"action": DELETE_ACTION}) for r in results]
         elif options.dryRun:
-            results = [r.model_copy(update={"action": DRY_RUN_ACTION}) for r in results]
+            # retention's "would delete" records keep their action, as in a prune's dry run
+            results = [r if r.action else r.model_copy(update={"action": DRY_RUN_ACTION}) for r in results]
         return Outcome(results, fanout=fanout, report=report)
 
     def handle(self, request: Request, deadline: Deadline, *, split_above: int | None = None) -> Outcome:
-        """Execute ``request``, deliver its results to every sink, schedule its follow-ups."""
+        """Execute ``request``, copy what is usable already, deliver its results to every sink,
+        and schedule its follow-ups (completion events, copies of snapshots not usable yet)."""
         outcome = self.execute(request, deadline, split_above=split_above)
         meta = request.meta
+        options = request.options
+        copy_work: dict[str, CopyWork] = {}
+        spec = options.copy_ if options is not None and not options.dryRun else None
+        if spec is not None and self.copier is not None:  # what is usable already is copied now
+            outcome.results, copy_work = self.copier.at_once(outcome.results, spec, meta, deadline)
         outcome.results = self._stamped(outcome.results, meta)
         metrics.observe(outcome.results, meta.request_key)
         if outcome.report is not None:
             self._logger.info("report.summary", extra={"request_key": meta.request_key, **outcome.report})
         outcome.delivery = self.deliver(outcome.results, meta, deadline)
-        options = request.options
-        if options is not None and options.notify == "completed" and not options.dryRun:
+        notify = options is not None and options.notify == "completed" and not options.dryRun
+        if notify or copy_work:
             notifier = self.notifier
             if notifier is not None:
-                chain = notifier.start(outcome.results, meta, deadline)
+                chain = notifier.start(outcome.results, meta, deadline, notify=notify, copies=copy_work)
                 outcome.delivery.extend(chain.delivery)
                 outcome.unscheduled.extend(chain.unscheduled)
         return outcome
@@ -256,6 +267,13 @@ class Pipeline:
         return self._notifier
 
     @property
+    def copier(self) -> Copier | None:
+        """The cross-region copier, built on first use (None when not wired)."""
+        if self._copier is None and self._make_copier is not None:
+            self._copier = self._make_copier()
+        return self._copier
+
+    @property
     def janitor(self) -> Janitor:
         """The retention janitor, built (and imported) on first use: most requests have no rule."""
         if self._janitor is None:
@@ -316,7 +334,8 @@ class Pipeline:
         if options.dryRun:
             from cbsnap.plan import Planner
 
-            planner = Planner(self.apis, lookup=self._lookup, parallel=self._parallel)
+            janitor = self.janitor if options.retention is not None else None
+            planner = Planner(self.apis, lookup=self._lookup, parallel=self._parallel, janitor=janitor)
             return placed + planner.plan(request, resolution, deadline), None
         if options.hooks is not None:  # never fanned out: an instance's disks stay in one invocation
             hooked = self.hooks.snapshot(request, resolution, deadline)
@@ -339,8 +358,12 @@ class Pipeline:
             summary = report.to_dict()
             self._logger.info("fanout.dispatched", extra={"request_key": request.meta.request_key, **summary})
             return placed + handed, summary
+        made_room: list[Placed] = []
+        if options.retention is not None:  # a disk at its quota gets its retention first
+            resolution, made_room = self.janitor.make_room(resolution, options.retention, deadline)
         created = self._snapshots.snapshot(request, resolution, deadline)
         placed.extend(created)
+        placed.extend(made_room)  # after the disk's create result (a stable sort by position)
         if options.retention is not None:  # each disk's delete records follow its create
             placed.extend(self.janitor.after_create(options.retention, created, deadline))
         return placed, None

@@ -33,6 +33,7 @@ from cbsnap.workers import Workers
 A = TypeVar("A")
 
 if TYPE_CHECKING:
+    from cbsnap.copies import Copier
     from cbsnap.fanout import FanOut
     from cbsnap.notify import Notifier
     from cbsnap.tat import TatApi
@@ -122,6 +123,17 @@ class Runtime:
             redactor=redactor,
         )
         horizon = settings.retry_horizon_hours * 3600
+        copiers: list[Copier] = []
+
+        def make_copier() -> Copier:
+            # cross-region copies, built (and the Tag API wired) on first use: one per process
+            if not copiers:
+                from cbsnap.copies import Copier
+                from cbsnap.tags import tag_apis
+
+                tags = tag_apis(settings, limiter, policy=policy, sleep=sleep)
+                copiers.append(Copier(cbs, tags, logger=logger, wall_clock=now))
+            return copiers[0]
 
         def make_notifier() -> Notifier:
             # completion events, built (and imported) on first use: most requests never ask
@@ -139,6 +151,7 @@ class Runtime:
                 sleep=sleep,
                 clock=clock,
                 wall_clock=now,
+                copier=make_copier,
             )
 
         pipeline = Pipeline(
@@ -152,6 +165,7 @@ class Runtime:
             parallel=Workers(settings.concurrency),
             fanout=_fanout(settings, invoker),
             notifier=make_notifier,
+            copier=make_copier,
             tat=tat,
             sleep=sleep,
             default_retain_days=settings.default_retain_days,

@@ -156,6 +156,11 @@ def run(args: argparse.Namespace) -> ExitCode:
     else:
         print(assumed + "\n")
         print(render(answer.results, RESULT_COLUMNS))
-        ok = len(answer.results) - len(answer.failed)
-        print(f"\n{ok} of {len(answer.results)} disks would be snapshotted.")
+        # retention's "would delete" records are rows of their own, not disks
+        disks = [r for r in answer.results if r.get("action") != "delete"]
+        ok = sum(1 for r in disks if r.get("code") == 0)
+        print(f"\n{ok} of {len(disks)} disks would be snapshotted.")
+        deletes = len(answer.results) - len(disks)
+        if deletes:
+            print(f"{deletes} snapshot(s) would be deleted by retention.")
     return answer.exit_code()

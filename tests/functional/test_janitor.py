@@ -368,7 +368,7 @@ def test_dry_run_makes_no_mutating_call(emulator: Emulator, harness: RuntimeHarn
         (old[1], 0),
         (old[0], 0),
     ]
-    assert [r["message"] for r in response["results"][1:]] == [DRY_RUN_MESSAGE] * 2
+    assert [r["message"].startswith(f"{DRY_RUN_MESSAGE}: ") for r in response["results"][1:]] == [True] * 2
     assert all(r["action"] == "delete" for r in response["results"])
     assert emulator.calls(action="DeleteSnapshots") == []
     assert emulator.calls(action="CreateSnapshot") == []

@@ -472,7 +472,10 @@ def test_a_dry_run_deletes_nothing(world: World) -> None:
 
     placed = world.janitor().run(_scope(), Retention(keepLast=1), world.deadline(), dry_run=True)
 
-    assert [(r.snapshotId, r.message) for _, r in placed] == [(old[0], DRY_RUN_MESSAGE)]
+    # the message goes on with the snapshot's age and what would have kept it (docs/retention.md)
+    assert [(r.snapshotId, r.message) for _, r in placed] == [
+        (old[0], f"{DRY_RUN_MESSAGE}: 9.0 days old; keepLast ≥ 2 would have kept it")
+    ]
     assert world.cbs.count("DeleteSnapshots") == 0 and len(world.cbs.snapshots_of(A)) == 2
 
 
