@@ -334,12 +334,11 @@ def _record(
     *,
     request_id: str | None = None,
 ) -> SnapshotResult:
-    return SnapshotResult(
-        storageId=scope.disk_id,
-        snapshotName=name,
-        code=code,
-        codeDesc=code.desc,
-        message=message,
+    return SnapshotResult.record(
+        scope.disk_id,
+        name,
+        code,
+        message,
         snapshotId=snapshot_id,
         requestId=request_id,
         region=scope.region,

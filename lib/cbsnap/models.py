@@ -434,15 +434,22 @@ class SnapshotResult(BaseModel):
         region: str | None = None,
     ) -> SnapshotResult:
         """A failed result: ``snapshotId`` is null and ``message`` says what happened."""
+        return cls.record(storage_id, snapshot_name, code, message, requestId=request_id, region=region)
+
+    @classmethod
+    def record(
+        cls, storage_id: str | None, snapshot_name: str | None, code: SeedCode, message: str, **context: Any
+    ) -> SnapshotResult:
+        """Any result: the seed fields from ``code`` (its ``codeDesc`` too) and ``message``, the
+        context fields (``snapshotId``, ``region``, ``action``, a report's fields…) by name."""
+        fields: dict[str, Any] = {"snapshotId": None, **context}
         return cls(
             storageId=storage_id,
             snapshotName=snapshot_name,
             code=code,
             codeDesc=code.desc,
             message=message,
-            snapshotId=None,
-            requestId=request_id,
-            region=region,
+            **fields,
         )
 
     @classmethod

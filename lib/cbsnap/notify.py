@@ -271,11 +271,10 @@ class Notifier:
         ``carrier`` is the identity of the invocation that brought the link; events go out
         under the original request's identity.
         """
-        meta = RequestMeta(
-            trigger=link.trigger,
-            request_key=link.requestKey,
-            source_id=carrier.source_id,
-            invocation_id=carrier.invocation_id,
+        meta = carrier.carrying(
+            link.trigger,
+            link.requestKey,
+            carrier.source_id,
             reply_to=link.replyTo,
             correlation=link.correlation,
         )
@@ -511,25 +510,21 @@ def _copy_event(link: Recheck, snap: PendingSnapshot, ref: CopyRef) -> SnapshotR
     ok = ref.state != "failed"
     code = SeedCode.SUCCESS if ok else SeedCode(ref.code or SeedCode.INTERNAL_ERROR)
     message = f"copied to {ref.region}: {ref.snapshotId}" if ok else (ref.message or "not copied")
-    return SnapshotResult(
-        storageId=snap.storageId,
-        snapshotName=snap.snapshotName,
-        code=int(code),
-        codeDesc=code.desc,
-        message=message,
-        snapshotId=snap.snapshotId,
-        region=snap.region,
-        action=COPIED if ok else COPY_FAILED,
-        correlation=link.correlation,
-        eventId=copy_event_id(snap.snapshotId, ref.region),
-        copies=(ref,),
-    )
+    event = _event(link, snap, None, COPIED if ok else COPY_FAILED, message, code=code)
+    return event.model_copy(update={"eventId": copy_event_id(snap.snapshotId, ref.region), "copies": (ref,)})
 
 
 def _event(
-    link: Recheck, snap: PendingSnapshot, info: SnapshotInfo | None, action: str, message: str
+    link: Recheck,
+    snap: PendingSnapshot,
+    info: SnapshotInfo | None,
+    action: str,
+    message: str,
+    *,
+    code: SeedCode | None = None,
 ) -> SnapshotResult:
-    code = SeedCode.SUCCESS if action == COMPLETED else SeedCode.INTERNAL_ERROR
+    if code is None:
+        code = SeedCode.SUCCESS if action == COMPLETED else SeedCode.INTERNAL_ERROR
     return SnapshotResult(
         storageId=info.disk_id if info is not None and info.disk_id else snap.storageId,
         snapshotName=snap.snapshotName,

@@ -216,13 +216,7 @@ class Pipeline:
             return self.reject(chunk, carrier, deadline)
         info = chunk.cbsnapChunk
         self._pace(info.rate)  # the chunk's siblings run at once, in other instances
-        meta = RequestMeta(
-            trigger=info.trigger,
-            request_key=carrier.request_key,
-            source_id=info.parentKey,
-            message_id=carrier.message_id,
-            invocation_id=carrier.invocation_id,
-        )
+        meta = carrier.carrying(info.trigger, carrier.request_key, info.parentKey)
         return self.handle(self.prepare(chunk.request, meta), deadline)
 
     def reject(self, problem: str, meta: RequestMeta, deadline: Deadline | None = None) -> Outcome:

@@ -275,13 +275,11 @@ def classify(
         regions.update(snap.copying_to)
         regions.update(copies.get(snap.snapshot_id, ()))
     code = _CODES[status]
-    return SnapshotResult(
-        storageId=target.disk_id,
-        snapshotName=None,
-        code=code,
-        codeDesc=code.desc,
-        message=message,
-        snapshotId=None,
+    return SnapshotResult.record(
+        target.disk_id,
+        None,
+        code,
+        message,
         region=target.region,
         action=REPORT_ACTION,
         status=status,

@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar
 
 from cbsnap.cbs import CbsApi
-from cbsnap.client import RetryPolicy, SignedCbsApi, make_sdk_client
+from cbsnap.client import RetryPolicy, SignedApi, SignedCbsApi, make_sdk_client
 from cbsnap.idempotent import IdempotentCreator
 from cbsnap.ledger import Ledger, NoLedger
 from cbsnap.logs import Log
@@ -25,7 +25,7 @@ from cbsnap.pacing import RateLimiter, Sleep, rate_limiter_for
 from cbsnap.pipeline import Pipeline
 from cbsnap.queue_sink import QueueSink
 from cbsnap.scf import Clock, Deadline, FunctionRef, InvocationContext, current_function
-from cbsnap.selfinvoke import AsyncInvoker, InvokeChunkTransport, SelfInvoker
+from cbsnap.selfinvoke import InvokeChunkTransport, SelfInvoker
 from cbsnap.settings import Settings, get_settings
 from cbsnap.sinks import LogSink, Redactor
 from cbsnap.workers import Workers
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from cbsnap.copies import Copier
     from cbsnap.fanout import FanOut
     from cbsnap.notify import Notifier
+    from cbsnap.scf_api import ScfApi
     from cbsnap.tat import TatApi
     from cbsnap.tdmq import TdmqApi
 
@@ -108,9 +109,9 @@ class Runtime:
             )
         )
         tdmq = tdmq_apis(settings, limiter, policy=policy, sleep=sleep)
-        tat = tat_apis(settings, limiter, policy=policy, sleep=sleep)
+        tat = lazy_apis(_tat, settings, limiter, policy=policy, sleep=sleep)
         invoker = SelfInvoker(
-            scf_apis(settings, limiter, policy=policy, sleep=sleep),
+            lazy_apis(scf_module, settings, limiter, policy=policy, sleep=sleep),
             region=settings.region,
             target=FunctionRef.parse(settings.fanout_function) if settings.fanout_function else None,
         )
@@ -208,53 +209,57 @@ def _shared_state(
     return limiter, ledger
 
 
+S = TypeVar("S", bound=SignedApi)
+ApiModule = tuple[Callable[[Settings, str], Any], type[S]]  # (SDK client factory, wrapper class)
+
+
+def lazy_apis(
+    load: Callable[[], ApiModule[S]],
+    settings: Settings,
+    limiter: RateLimiter,
+    *,
+    policy: RetryPolicy | None = None,
+    sleep: Sleep = time.sleep,
+) -> PerRegion[S]:
+    """The paced, retrying client of each region, its module (and SDK) imported on first use.
+
+    ``load`` imports the wrapper module — and with it an SDK: the TDMQ models alone are 1.3 MB — only
+    when a region's client is first needed, so invocations that never send, invoke or run a command
+    don't pay for it.
+    """
+
+    def build(region: str) -> S:
+        make_client, api = load()
+        client = make_client(settings, region)
+        return api(client, region=region, rate_limiter=limiter, policy=policy, sleep=sleep)
+
+    return PerRegion(build)
+
+
+def _tdmq() -> ApiModule[TdmqApi]:
+    from cbsnap import tdmq
+
+    return tdmq.make_tdmq_client, tdmq.TdmqApi
+
+
+def _tat() -> ApiModule[TatApi]:
+    from cbsnap import tat
+
+    return tat.make_tat_client, tat.TatApi
+
+
+def scf_module() -> ApiModule[ScfApi]:
+    """The SCF wrapper (``Invoke`` for cbsnap's self-invocations), imported on first use."""
+    from cbsnap import scf_api
+
+    return scf_api.make_scf_client, scf_api.ScfApi
+
+
 def tdmq_apis(
     settings: Settings, limiter: RateLimiter, *, policy: RetryPolicy | None = None, sleep: Sleep = time.sleep
 ) -> PerRegion[TdmqApi]:
-    """The TDMQ (CMQ) client of each region, built on the first message sent.
-
-    :mod:`cbsnap.tdmq` (and with it the TDMQ SDK, 1.3 MB of models) is imported only
-    then, so invocations that send nothing to a queue don't pay for it.
-    """
-
-    def build(region: str) -> TdmqApi:
-        from cbsnap import tdmq  # lazy: keeps the TDMQ SDK out of the cold start
-
-        client = tdmq.make_tdmq_client(settings, region)
-        return tdmq.TdmqApi(client, region=region, rate_limiter=limiter, policy=policy, sleep=sleep)
-
-    return PerRegion(build)
-
-
-def tat_apis(
-    settings: Settings, limiter: RateLimiter, *, policy: RetryPolicy | None = None, sleep: Sleep = time.sleep
-) -> PerRegion[TatApi]:
-    """The TAT client of each region, built on the first request with ``hooks``.
-
-    :mod:`cbsnap.tat` is imported only then.
-    """
-
-    def build(region: str) -> TatApi:
-        from cbsnap import tat  # lazy: keeps the TAT SDK out of every other invocation
-
-        client = tat.make_tat_client(settings, region)
-        return tat.TatApi(client, region=region, rate_limiter=limiter, policy=policy, sleep=sleep)
-
-    return PerRegion(build)
-
-
-def scf_apis(
-    settings: Settings, limiter: RateLimiter, *, policy: RetryPolicy | None = None, sleep: Sleep = time.sleep
-) -> PerRegion[AsyncInvoker]:
-    """The SCF client of each region, built (and its SDK imported) on the first self-invocation."""
-
-    def build(region: str) -> AsyncInvoker:
-        from cbsnap import scf_api  # lazy: keeps the SCF SDK out of the cold start
-
-        client = scf_api.make_scf_client(settings, region)
-        return scf_api.ScfApi(client, region=region, rate_limiter=limiter, policy=policy, sleep=sleep)
-
-    return PerRegion(build)
+    """The TDMQ (CMQ) client of each region, built on the first message sent (the result sinks)."""
+    return lazy_apis(_tdmq, settings, limiter, policy=policy, sleep=sleep)
 
 
 def _fanout(settings: Settings, invoker: SelfInvoker) -> FanOut:

@@ -30,6 +30,18 @@ class RequestMeta:
     reply_to: ReplyTo | None = None  # from the request document
     correlation: dict[str, Any] | None = None  # from the request document, echoed back
 
+    def carrying(self, trigger: str, request_key: str, source_id: str | None, **context: Any) -> RequestMeta:
+        """The identity of a request this invocation carries for someone else (a fan-out chunk's
+        parent, a re-check link's request): theirs, with this invocation's message and id."""
+        return RequestMeta(
+            trigger=trigger,
+            request_key=request_key,
+            source_id=source_id,
+            message_id=self.message_id,
+            invocation_id=self.invocation_id,
+            **context,
+        )
+
 
 @dataclass(frozen=True)
 class DeliveryReport:

@@ -19,7 +19,7 @@ from cbsnap.cbs_time import parse_cbs_time
 from cbsnap.copies import copy_name
 from cbsnap.ownership import KEY_TAG, OWNER_TAG, OWNER_VALUE, SOURCE_TAG, disk_key
 from cbsnap.pacing import rate_limiter_for
-from cbsnap.runtime import scf_apis, set_runtime
+from cbsnap.runtime import lazy_apis, scf_module, set_runtime
 from cbsnap.scf import Deadline, FunctionRef
 from cbsnap_emulator import Emulator, Fault, load_seed
 from handlers.index import main_handler as index_handler
@@ -69,7 +69,7 @@ def tags(snapshot: dict[str, Any]) -> dict[str, str]:
 def invoke_async(emulator: Emulator, document: dict[str, Any]) -> None:
     """Deliver the request as SCF does an asynchronous invocation: it runs later, in a fresh process."""
     settings = emulator_settings(emulator)
-    api = scf_apis(settings, rate_limiter_for(0))("ap-guangzhou")
+    api = lazy_apis(scf_module, settings, rate_limiter_for(0))("ap-guangzhou")
     api.invoke_async(FunctionRef(FUNCTION), json.dumps(document), Deadline.after(10))
 
 
