@@ -281,7 +281,7 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 @contextmanager
 def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM (docker stop, a CI step's cleanup) stops as cleanly as Ctrl-C."""
+    """SIGTERM (docker stop, a CI step's cleanup) and SIGINT (Ctrl-C) stop cleanly."""
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -289,8 +289,12 @@ def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    # SIGINT explicitly too: a shell starts background jobs with SIGINT ignored, and then Python
+    # raises no KeyboardInterrupt, so `kill -INT` would not stop a backgrounded `cbsnap serve`.
+    signums = (signal.SIGTERM, signal.SIGINT)
+    previous = {signum: signal.signal(signum, on_signal) for signum in signums}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -98,7 +98,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m cbsnap_emulator")
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_signal)
+        # SIGINT too, explicitly: a shell starts background jobs with SIGINT ignored, and Python
+        # then raises no KeyboardInterrupt, so `kill -INT` (or Ctrl-C after `fg`) would not stop it.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _on_signal)
     disks = emu.disks()
     # A wildcard bind is reachable on loopback; print an address clients can actually use.
     endpoint = emu.endpoint
