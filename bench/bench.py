@@ -1,6 +1,7 @@
 """cbsnap benchmarks: ratios measured side by side, in one run, on this machine.
 
-    python bench/bench.py            # the full run (about 4 minutes; figures in bench/README.md)
+    python bench/bench.py            # the full run (about 14 minutes; figures in bench/README.md)
+    python bench/bench.py --sections fleet   # only the fleet run (about 10 minutes)
     python bench/bench.py --quick    # small sizes, for CI (well under a minute)
 
 Sections (see bench/README.md for the method and the goals):
@@ -10,7 +11,9 @@ Sections (see bench/README.md for the method and the goals):
 * throughput: one request for many disks against the emulator at 20 req/s and 200 ms a
   call, vs. a sequential SDK loop; a CBSNAP_CONCURRENCY sweep;
 * memory at size: peak RSS and wall time of one large invocation, no latency or limit;
-* deploy size: the unzipped package vs. the monolithic SDK.
+* deploy size: the unzipped package vs. the monolithic SDK;
+* fleet: 10,000 disks over two regions fanned out by SCF ``Invoke``, every chunk in its own
+  process against one account-wide API limit, without and with Redis (about 10 minutes).
 
 Run it with an interpreter that has cbsnap's dependencies (the project's venv); ``lib/``
 is put on ``sys.path`` by the children themselves. Exit status 0 whatever the figures:
@@ -30,10 +33,11 @@ from pathlib import Path
 
 import coldstart
 import deploy
+import fleet
 import load
 from common import ROOT, Row, machine_info, markdown_table, table
 
-SECTIONS = ("coldstart", "throughput", "memory", "deploy")
+SECTIONS = ("coldstart", "throughput", "memory", "deploy", "fleet")
 
 
 def _python310(explicit: str | None) -> tuple[str | None, str]:
@@ -79,6 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", help="CBSNAP_CONCURRENCY sweep (default 2,4,16; quick 4)")
     parser.add_argument("--memory-disks", type=int, help="disks of the size run (default 1000; quick 200)")
     parser.add_argument("--memory-runs", type=int, help="size runs (default 3; quick 1)")
+    parser.add_argument("--fleet-disks", type=int, help="disks of the fleet run (default 10000; quick 400)")
+    parser.add_argument("--fleet-chunk", type=int, help="disks a fan-out chunk (default 500; quick 50)")
+    parser.add_argument(
+        "--fleet-limit", type=float, default=20.0, help="API limit per region and action (20)"
+    )
+    parser.add_argument(
+        "--fleet-latency", type=float, default=0.1, help="seconds added to each API call (0.1)"
+    )
+    parser.add_argument(
+        "--fleet-redis",
+        default=fleet.DEFAULT_REDIS,
+        help=f"Redis the fleet run flushes and uses ({fleet.DEFAULT_REDIS})",
+    )
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
     parser.add_argument("--zip", type=Path, help="the package to measure (default dist/cbsnap-scf.zip)")
     parser.add_argument("--no-build", action="store_true", help="never run scripts/build.sh")
@@ -94,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep = [int(c) for c in (args.concurrency or ("4" if quick else "2,4,16")).split(",") if c]
     memory_disks = args.memory_disks or (200 if quick else 1000)
     memory_runs = args.memory_runs or (1 if quick else 3)
+    fleet_disks = args.fleet_disks or (400 if quick else 10000)
+    fleet_chunk = args.fleet_chunk or (50 if quick else 500)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
@@ -153,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
             _header("deploy size")
             rows += deploy.deploy_size(zip_path, why_no_zip, download=not args.no_download)
             timings["deploy size"] = time.perf_counter() - t0
+
+        if "fleet" in sections:
+            t0 = time.perf_counter()
+            _header("fleet")
+            rows += fleet.fleet(
+                fleet_disks, fleet_chunk, args.fleet_limit, args.fleet_latency, args.fleet_redis
+            )
+            timings["fleet"] = time.perf_counter() - t0
 
     total = time.perf_counter() - started
     _header("summary")

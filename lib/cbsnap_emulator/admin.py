@@ -70,6 +70,7 @@ class AdminApi:
             ("POST", "latency"): self._latency,
             ("POST", "receive"): self._receive,
             ("GET", "functions"): lambda q, b: (200, {"functions": self.emu.functions(q.get("region"))}),
+            ("POST", "functions"): self._add_function,
             ("GET", "invocations"): lambda q, b: (200, {"invocations": self.emu.invocations(q.get("state"))}),
             ("POST", "invocations/run"): self._run_invocation,
             ("POST", "invocations/run-pending"): self._run_pending,
@@ -181,6 +182,33 @@ class AdminApi:
         body = self._object(payload)
         self.emu.set_latency(_number(body, "seconds"), _optional_str(body, "action"))
         return 200, {"ok": True}
+
+    def _add_function(self, _: dict[str, str], payload: Any) -> Reply:
+        body = self._object(payload)
+        name, code_dir = _optional_str(body, "name"), _optional_str(body, "codeDir")
+        if name is None or code_dir is None:
+            raise AdminError(400, "missing string 'name' or 'codeDir'")
+        environment = body.get("environment") or {}
+        python_path = body.get("pythonPath") or []
+        if not isinstance(environment, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in environment.items()
+        ):
+            raise AdminError(400, "'environment' must be an object of strings")
+        if not isinstance(python_path, list) or not all(isinstance(p, str) for p in python_path):
+            raise AdminError(400, "'pythonPath' must be a list of strings")
+        view = self.emu.add_function(
+            name,
+            code_dir=code_dir,
+            handler=_optional_str(body, "handler") or "index.main_handler",
+            environment=environment,
+            timeout=int(_number(body, "timeout", required=False, default=3)),
+            memory_size=int(_number(body, "memorySize", required=False, default=128)),
+            runtime=_optional_str(body, "runtime") or "Python3.10",
+            namespace=_optional_str(body, "namespace") or "default",
+            region=_optional_str(body, "region") or "ap-guangzhou",
+            python_path=python_path,
+        )
+        return 200, {"function": view}
 
     def _run_invocation(self, _: dict[str, str], payload: Any) -> Reply:
         request_id = _optional_str(self._object(payload), "id")

@@ -23,6 +23,7 @@ SECTIONS = (
     "== throughput ==",
     "== memory at size ==",
     "== deploy size ==",
+    "== fleet ==",
     "== summary ==",
 )
 
@@ -41,9 +42,9 @@ def run_bench(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_quick_mode_runs_every_section(tmp_path: Path) -> None:
+def test_quick_mode_runs_every_section(tmp_path: Path, redis_url: str) -> None:
     out = tmp_path / "bench.json"
-    proc = run_bench("--quick", "--no-download", "--json", str(out), timeout=300)
+    proc = run_bench("--quick", "--no-download", "--json", str(out), "--fleet-redis", redis_url, timeout=420)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for header in SECTIONS:
         assert header in proc.stdout, f"{header!r} missing from:\n{proc.stdout}"
@@ -59,6 +60,10 @@ def test_quick_mode_runs_every_section(tmp_path: Path) -> None:
     assert any(m.startswith("speed-up over a sequential SDK loop") for m in measured)
     assert any(m.startswith("peak RSS") for m in measured)
     assert all(row["status"] in {"PASS", "MISS", "INFO", "SKIP"} for row in report["rows"])
+    # The fleet's rate is for a person to judge; its losses are not: none, with and without Redis.
+    clean = [r for r in report["rows"] if r["measure"].startswith("failed / lost / duplicated")]
+    assert [r["section"] for r in clean] == ["fleet (without Redis)", "fleet (with Redis)"]
+    assert all(r["value"] == "0 / 0 / 0; 0" for r in clean), clean
 
 
 def test_deploy_section_measures_a_given_zip(tmp_path: Path) -> None:

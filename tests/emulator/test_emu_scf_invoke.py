@@ -235,3 +235,27 @@ def test_admin_api_lists_and_runs_invocations(emu: Emulator, scf: Scf, fn: dict[
     assert len(drained["ran"]) == 1 and drained["pending"] == []
     functions = requests.get(f"{emu.url}/_emulator/functions", timeout=10).json()["functions"]
     assert [f["FunctionName"] for f in functions] == ["worker"]
+
+
+def test_admin_api_adds_a_function_that_async_invocations_run(
+    emu: Emulator, scf: Scf, tmp_path: Path
+) -> None:
+    (tmp_path / "index.py").write_text(HANDLER, encoding="utf-8")
+    body = {"name": "remote", "codeDir": str(tmp_path), "environment": {"GREETING": "hi"}, "timeout": 20}
+    added = requests.post(f"{emu.url}/_emulator/functions", json=body, timeout=10)
+    assert added.status_code == 200 and added.json()["function"]["Timeout"] == 20
+    got = scf("GetFunction", FunctionName="remote")
+    assert got["Runtime"] == "Python3.10" and got["Status"] == "Active"
+    request_id = scf("Invoke", FunctionName="remote", InvocationType="Event", ClientContext="{}")["Result"][
+        "FunctionRequestId"
+    ]
+    ran = requests.post(f"{emu.url}/_emulator/invocations/run", json={"id": request_id}, timeout=60).json()
+    assert ran["invocation"]["state"] == "done"
+    bad = requests.post(f"{emu.url}/_emulator/functions", json={"name": "x", "codeDir": 3}, timeout=10)
+    assert bad.status_code == 400 and "codeDir" in bad.json()["error"]
+    env = requests.post(
+        f"{emu.url}/_emulator/functions",
+        json={"name": "y", "codeDir": str(tmp_path), "environment": {"A": 1}},
+        timeout=10,
+    )
+    assert env.status_code == 400 and "environment" in env.json()["error"]
