@@ -118,8 +118,7 @@ class SnapshotService:
                 if found is not None:
                     self._ledger.record(key, found.snapshot_id)
                     return _adopted(target, found.snapshot_id, api.region)
-            looked_at = lookup.started_at if lookup is not None else None
-            return self._snapshot_one(api, target, request, deadline, looked_at=looked_at)
+            return self._snapshot_one(api, target, request, deadline, batch=lookup)
 
         placed.extend(zip((t.position for t in eligible), self._parallel(work, eligible), strict=True))
         return placed
@@ -131,7 +130,7 @@ class SnapshotService:
         request: Request,
         deadline: Deadline,
         *,
-        looked_at: float | None = None,
+        batch: _BatchLookup | None = None,
     ) -> SnapshotResult:
         """Create (or adopt) the snapshot of one disk under its ledger lock."""
         meta = request.meta
@@ -149,9 +148,7 @@ class SnapshotService:
                 return SnapshotResult.not_attempted(
                     target.disk_id, target.snapshot_name, LOCKED, region=api.region
                 )
-            result = self._create(
-                api, target, tags, deadline, expires_at=request.expires_at, looked_at=looked_at
-            )
+            result = self._create(api, target, tags, deadline, expires_at=request.expires_at, batch=batch)
             if result.ok and result.snapshotId:
                 self._ledger.record(key, result.snapshotId)
             return result
@@ -164,17 +161,19 @@ class SnapshotService:
         deadline: Deadline,
         *,
         expires_at: str | None,
-        looked_at: float | None,
+        batch: _BatchLookup | None,
     ) -> SnapshotResult:
         """CreateSnapshot with recovery from ambiguous failures.
 
         The look-before-create only proves "no snapshot yet" for a moment: a concurrent
         delivery may create one right after it. CBS refuses a second snapshot while one
         is CREATING, which covers any create sent within FRESH_LOOK_SECONDS of the look.
-        When pacing or throttling delays the create longer, it looks again just before sending.
+        When pacing or throttling delays the create longer, it looks again just before sending:
+        through its batch (one DescribeSnapshots refreshes the look for the batch's ten disks,
+        which a paced chunk creates over several seconds), or for this disk alone.
         """
         key = tags[KEY_TAG]
-        last_look = [looked_at]
+        last_look = [batch.started_at if batch is not None else None]
 
         def match(snap: SnapshotInfo) -> str | None:
             return key if snap.tags.get(KEY_TAG) == key else None
@@ -187,7 +186,11 @@ class SnapshotService:
             if last_look[0] is None or self._clock() - last_look[0] <= FRESH_LOOK_SECONDS:
                 return
             try:
-                found = find()
+                if batch is not None:
+                    looked, last_look[0] = batch.fresh(deadline)
+                    found = looked.get(key)
+                else:
+                    found = find()
             except (CloudError, DeadlineReached) as exc:
                 raise _LookFailed(exc) from exc
             if found is not None:
@@ -259,22 +262,41 @@ class _BatchLookup:
         self._lock = threading.Lock()
         self._found: dict[str, SnapshotInfo] | CloudError | DeadlineReached | None = None
 
+    def _match(self, snap: SnapshotInfo) -> str | None:
+        key = snap.tags.get(KEY_TAG)
+        return key if key in self._keys else None
+
     def result(self, deadline: Deadline) -> dict[str, SnapshotInfo] | CloudError | DeadlineReached:
         """Snapshots found per key, or why the look failed (then nothing may be created)."""
-        keys = self._keys
-
-        def match(snap: SnapshotInfo) -> str | None:
-            key = snap.tags.get(KEY_TAG)
-            return key if key in keys else None
-
         with self._lock:
             if self._found is None:
                 self.started_at = self._clock()
                 try:
-                    self._found = self._lookup.find(self._api, self._disk_ids, match, len(keys), deadline)
+                    self._found = self._lookup.find(
+                        self._api, self._disk_ids, self._match, len(self._keys), deadline
+                    )
                 except (CloudError, DeadlineReached) as exc:
                     self._found = exc
             return self._found
+
+    def fresh(self, deadline: Deadline) -> tuple[dict[str, SnapshotInfo], float]:
+        """A look begun at most :data:`FRESH_LOOK_SECONDS` ago, and when it began: the batch's
+        last one, or a new one shared with the batch's other disks.
+
+        Raises :class:`CloudError`/:class:`DeadlineReached` when a new look fails; the failure
+        is not kept, so the next disk of the batch tries again.
+        """
+        with self._lock:
+            if (
+                isinstance(self._found, dict)
+                and self.started_at is not None
+                and self._clock() - self.started_at <= FRESH_LOOK_SECONDS
+            ):
+                return self._found, self.started_at
+            started = self._clock()
+            found = self._lookup.find(self._api, self._disk_ids, self._match, len(self._keys), deadline)
+            self._found, self.started_at = found, started
+            return found, started
 
 
 def _unchecked(target: DiskTarget, cause: CloudError | DeadlineReached, region: str) -> SnapshotResult:
