@@ -113,11 +113,16 @@ def test_invoke_webhook_with_gateway_auth_succeeds() -> None:
     assert answer["statusCode"] == 200 and json.loads(answer["body"])["code"] == 0
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Background:
     """A long-running ``cbsnap`` command (emulator, serve) in its own process. Its stdout is read by
     a thread, so a process that dies or hangs fails the test instead of blocking it."""
 
-    def __init__(self, *args: str, **env: str) -> None:
+    def __init__(self, *args: str, sigint_ignored: bool = False, **env: str) -> None:
+        # sigint_ignored: start it as a shell starts a background job, with SIGINT ignored.
         self.proc = subprocess.Popen(
             [*CLI, *args],
             stdout=subprocess.PIPE,
@@ -125,6 +130,7 @@ class Background:
             text=True,
             cwd=ROOT,
             env=cli_env(**env),
+            preexec_fn=_ignore_sigint if sigint_ignored else None,  # noqa: PLW1509 - one signal call
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.stdout: list[str] = []
@@ -159,7 +165,12 @@ class Background:
         """Send ``signal_number`` (Ctrl-C by default), wait for the exit; returns stderr."""
         if signal_number is not None and self.proc.poll() is None:
             self.proc.send_signal(signal_number)
-        self.proc.wait(timeout=60)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # leave no process behind for a later test to trip over
+            self.proc.wait()
+            raise
         assert self.proc.stderr is not None
         self.stderr = self.proc.stderr.read()
         self.proc.stderr.close()

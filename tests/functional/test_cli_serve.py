@@ -154,3 +154,13 @@ def test_sigterm_stops_serve_cleanly() -> None:
     stderr = server.finish(signal.SIGTERM)
     assert server.proc.returncode == 0 and "Traceback" not in stderr
     assert server.rest().rstrip().endswith("cbsnap serve stopped.")
+
+
+@pytest.mark.parametrize("command", [("serve",), ("emulator",)])
+def test_sigint_stops_a_server_started_as_a_background_job(command: tuple[str, ...]) -> None:
+    # A shell starts `cbsnap serve &` with SIGINT ignored; `kill -INT` must still stop it cleanly.
+    server = Background(*command, "--port", "0", sigint_ignored=True, CBSNAP_WEBHOOK_AUTH="gateway")
+    server.read_until("Press Ctrl-C")
+    stderr = server.finish(signal.SIGINT)
+    assert server.proc.returncode == 0 and "Traceback" not in stderr
+    assert server.rest().rstrip().endswith("stopped.")
