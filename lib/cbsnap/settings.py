@@ -87,7 +87,8 @@ class Endpoint(BaseModel):
 class Settings(BaseModel):
     """Process-wide configuration (see the README's configuration table)."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    # extra="forbid": a setting that was renamed or removed must not be accepted and ignored.
+    model_config = ConfigDict(frozen=True, defer_build=True, extra="forbid")
 
     secret_id: str = ""
     secret_key: SecretStr = SecretStr("")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from cbsnap_emulator import Emulator
@@ -54,11 +55,16 @@ def test_dry_run_after_a_real_run_predicts_adoption(emulator: Emulator, harness:
     assert mutating_calls(emulator) == []
 
 
-def test_dry_run_never_fans_out(emulator: Emulator) -> None:
+def test_dry_run_never_fans_out(emulator: Emulator, tmp_path: Path) -> None:
     from tests.conftest import emulator_settings
 
-    RuntimeHarness(emulator_settings(emulator, fanout_queue="cbsnap-work", fanout_threshold=2))
+    (tmp_path / "index.py").write_text("def main_handler(event, context):\n    return {}\n", encoding="utf-8")
+    emulator.add_function("cbsnap-plan", code_dir=tmp_path)
+    RuntimeHarness(emulator_settings(emulator, fanout_function="cbsnap-plan", fanout_threshold=2))
     emulator.add_disks(5, tags={"many": "yes"})
     response = run({"selector": {"tags": {"many": "yes"}}, "dryRun": True})
-    assert response["total"] == 5 and "chunks" not in response
-    assert mutating_calls(emulator) == []
+    assert response["total"] == 5 and "fanout" not in response
+    assert mutating_calls(emulator) == [] and emulator.calls(action="Invoke") == []
+    # The same request for real is fanned out: the dry run did not escape fan-out by accident.
+    real = run({"selector": {"tags": {"many": "yes"}}})
+    assert real["fanout"]["chunks"] >= 2 and len(emulator.calls(action="Invoke")) == real["fanout"]["chunks"]
