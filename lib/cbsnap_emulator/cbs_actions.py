@@ -8,7 +8,7 @@ state; multi-resource calls are all-or-nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from . import ids
 from .clock import parse_iso8601
@@ -22,6 +22,8 @@ MIN_RETENTION_SECONDS = 86_400  # Deadline must be at least one day after now
 # Tolerance on that minimum so a caller computing "now + 1 day" is not refused for the milliseconds
 # (and the whole seconds it truncates) between its clock read and ours.
 DEADLINE_GRACE_SECONDS = 60
+_T = TypeVar("_T")
+
 # Disk states in which CreateSnapshot is refused, with the code Tencent documents for each.
 BUSY_STATES = {
     "ROLLBACKING": ("ResourceInUse.DiskRollbacking", "is being rolled back"),
@@ -169,7 +171,7 @@ def _disk_predicate(f: Filter) -> Callable[[dict[str, Any]], bool]:
     return lambda d: match(d, f.values)
 
 
-def _page(items: list[dict[str, Any]], offset: int, limit: int) -> list[dict[str, Any]]:
+def _page(items: list[_T], offset: int, limit: int) -> list[_T]:
     return items[offset : offset + limit]
 
 
@@ -186,18 +188,24 @@ def describe_disks(ctx: Context, raw: dict[str, Any]) -> dict[str, Any]:
     field, descending = order(p, ("CREATE_TIME", "DEADLINE"), default_order=DEFAULT_ORDER)
     bind_policy = p.boolean("ReturnBindAutoSnapshotPolicy")
     wanted = set(disk_ids) if disk_ids is not None else None
-    rows: list[tuple[tuple[str, int], dict[str, Any]]] = []
+    rows: list[tuple[tuple[str, int], Disk]] = []
     for disk in ctx.state.disks.values():
         if disk.region != ctx.region or (wanted is not None and disk.disk_id not in wanted):
             continue
-        api = ctx.state.render_disk(disk)
+        # Filters and order read only stored fields (never the live snapshot counts), so they run on
+        # the stored object; only the returned page is rendered (a deep copy each): a fleet's
+        # selector pages through thousands of disks.
+        api = disk.api
         if all(pred(api) for pred in predicates):
-            if bind_policy and api["AutoSnapshotPolicyIds"] is None:
-                api["AutoSnapshotPolicyIds"] = []
             key = api["CreateTime"] if field == "CREATE_TIME" else api["DeadlineTime"]
-            rows.append(((str(key), disk.seq), api))
+            rows.append(((str(key), disk.seq), disk))
     rows.sort(key=lambda r: r[0], reverse=descending)
-    return {"TotalCount": len(rows), "DiskSet": _page([r[1] for r in rows], offset, limit)}
+    page = [ctx.state.render_disk(disk) for disk in _page([r[1] for r in rows], offset, limit)]
+    if bind_policy:
+        for api in page:
+            if api["AutoSnapshotPolicyIds"] is None:
+                api["AutoSnapshotPolicyIds"] = []
+    return {"TotalCount": len(rows), "DiskSet": page}
 
 
 # -- DescribeSnapshots -----------------------------------------------------------------------------
