@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attribution-runs", type=int, help="-X importtime runs (default 5; quick 0)")
     parser.add_argument("--disks", type=int, help="disks per throughput run (default 200; quick 40)")
     parser.add_argument("--concurrency", help="CBSNAP_CONCURRENCY sweep (default 2,4,16; quick 4)")
-    parser.add_argument("--memory-disks", type=int, help="disks of the size run (default 1000; quick 200)")
+    parser.add_argument("--memory-disks", type=int, help="disks of the size run (default 1000; quick 250)")
     parser.add_argument("--memory-runs", type=int, help="size runs (default 3; quick 1)")
     parser.add_argument("--fleet-disks", type=int, help="disks of the fleet run (default 10000; quick 400)")
     parser.add_argument("--fleet-chunk", type=int, help="disks a fan-out chunk (default 500; quick 50)")
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     attribution_runs = args.attribution_runs if args.attribution_runs is not None else (0 if quick else 5)
     disks = args.disks or (40 if quick else 200)
     sweep = [int(c) for c in (args.concurrency or ("4" if quick else "2,4,16")).split(",") if c]
-    memory_disks = args.memory_disks or (200 if quick else 1000)
+    memory_disks = args.memory_disks or (250 if quick else 1000)  # over the fan-out threshold
     memory_runs = args.memory_runs or (1 if quick else 3)
     fleet_disks = args.fleet_disks or (400 if quick else 10000)
     fleet_chunk = args.fleet_chunk or (50 if quick else 500)
