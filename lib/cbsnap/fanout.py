@@ -6,8 +6,8 @@ validated options (:attr:`~cbsnap.request.Request.options`, unset fields left ou
 its share of the disks::
 
     {"cbsnapChunk": {"v": 1, "parentKey": "timer/nightly/2026-11-28T02:00:00Z",
-                     "trigger": "timer", "index": 1, "of": 5, "region": "ap-guangzhou",
-                     "rate": 4.0},
+                     "trigger": "timer", "index": 2, "of": 5, "region": "ap-guangzhou",
+                     "rate": 4.0, "phase": 0.05},
      "request": {"disks": [{"storageId": "disk-…", "snapshotName": "nightly"}, …],
                  "region": "ap-guangzhou", "idempotencyKey": "fanout-…", …}}
 
@@ -17,7 +17,8 @@ boundary that moved because the selector matched one more disk, never yields a s
 snapshot of a disk. The chunk runs under the parent's trigger name (so the trigger's default
 expiry and the ``cbsnap:trigger`` tag are the parent's). ``rate`` is the chunk's share of the
 per-region API rate limit: the chunks run at once in separate instances and share the
-account's limit.
+account's limit. ``phase`` staggers their starts: the n-th chunk of a region makes its first
+call of each action n/limit seconds in, so together they keep to the limit from the first call.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class ChunkInfo(BaseModel):
     of: int = Field(ge=1)
     region: str = Field(min_length=1, max_length=64)
     rate: float | None = Field(default=None, gt=0)
+    # Seconds before the chunk's first call of each action: the chunks of a region start their
+    # paces 1/limit apart, so their first calls together keep to the limit instead of a burst.
+    phase: float = Field(default=0.0, ge=0, le=3600)
 
 
 class Chunk(BaseModel):
@@ -165,8 +169,10 @@ class FanOut:
             for start in range(0, len(targets), self._chunk_size)
         ]
         per_region = {region: sum(1 for r, _ in parts if r == region) for region in by_region}
+        placed_in_region: dict[str, int] = {}
         chunks: list[Chunk] = []
         for index, (region, part) in enumerate(parts, 1):
+            position = placed_in_region[region] = placed_in_region.get(region, -1) + 1
             document = {
                 **base,
                 "disks": [{"storageId": t.disk_id, "snapshotName": t.snapshot_name} for t in part],
@@ -181,6 +187,7 @@ class FanOut:
                 of=len(parts),
                 region=region,
                 rate=share,
+                phase=position / self._rate_limit if self._rate_limit > 0 else 0.0,
             )
             chunks.append(Chunk(cbsnapChunk=info, request=document))
         return chunks

@@ -24,11 +24,13 @@ class RateLimiter(Protocol):
         """Block until the call may start; False if that would be after ``deadline``."""
         ...
 
-    def limit_to(self, rate: float | None) -> None:
-        """Pace this invocation at most at ``rate`` calls/s per action (None: the configured rate).
+    def limit_to(self, rate: float | None, phase: float = 0.0) -> None:
+        """Pace this invocation at most at ``rate`` calls/s per action (None: the configured rate),
+        the first call of each action no sooner than ``phase`` seconds from now.
 
         A fan-out chunk runs beside its siblings in other instances and paces to its share of
-        the account's limit; a limiter shared between instances (Redis) already does that and
+        the account's limit, its phase set apart from theirs so that their first calls do not
+        all come at once; a limiter shared between instances (Redis) already does that and
         ignores it.
         """
         ...
@@ -41,7 +43,7 @@ class NoRateLimit:
         """Always grant at once while time remains."""
         return not deadline.expired
 
-    def limit_to(self, rate: float | None) -> None:
+    def limit_to(self, rate: float | None, phase: float = 0.0) -> None:
         """Pacing is off: nothing to narrow."""
 
 
@@ -61,18 +63,21 @@ class LocalRateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._next: dict[str, float] = {}
+        self._start = float("-inf")  # no action's first call before this (a chunk's phase)
         self._lock = threading.Lock()
 
-    def limit_to(self, rate: float | None) -> None:
-        """Space calls by ``1/rate`` (never faster than configured); None restores the configured rate."""
+    def limit_to(self, rate: float | None, phase: float = 0.0) -> None:
+        """Space calls by ``1/rate`` (never faster than configured), each action's first call
+        ``phase`` seconds from now at the soonest; None restores the configured rate."""
         with self._lock:
             self._interval = self._configured if rate is None else max(self._configured, 1.0 / rate)
+            self._start = self._clock() + phase if rate is not None and phase > 0 else float("-inf")
 
     def acquire(self, action: str, deadline: Deadline) -> bool:
         """Reserve the next slot for ``action`` and sleep until it comes."""
         with self._lock:
             now = self._clock()
-            slot = max(now, self._next.get(action, now))
+            slot = max(now, self._start, self._next.get(action, now))
             wait = slot - now
             if wait >= deadline.remaining():
                 return False

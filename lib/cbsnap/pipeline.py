@@ -96,7 +96,7 @@ class Pipeline:
         tat: Callable[[str], TatCalls] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         default_retain_days: Callable[[str], int] = lambda trigger: 0,
-        pace: Callable[[float | None], None] = lambda rate: None,
+        pace: Callable[[float | None, float], None] = lambda rate, phase: None,
         delivery_grace: float = 0.0,
         clock: Clock = time.monotonic,
         wall_clock: WallClock = lambda: datetime.now(timezone.utc),
@@ -215,7 +215,7 @@ class Pipeline:
         if isinstance(chunk, str):
             return self.reject(chunk, carrier, deadline)
         info = chunk.cbsnapChunk
-        self._pace(info.rate)  # the chunk's siblings run at once, in other instances
+        self._pace(info.rate, info.phase)  # the chunk's siblings run at once, in other instances
         meta = carrier.carrying(info.trigger, carrier.request_key, info.parentKey)
         return self.handle(self.prepare(chunk.request, meta), deadline)
 

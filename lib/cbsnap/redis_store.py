@@ -233,9 +233,9 @@ class RedisRateLimiter:
         self._fallback = LocalRateLimiter(rate, clock=clock, sleep=sleep)
         self._pace: Any = client.register_script(_PACE)
 
-    def limit_to(self, rate: float | None) -> None:
+    def limit_to(self, rate: float | None, phase: float = 0.0) -> None:
         """Only the fallback narrows: the shared pace already counts every instance's calls."""
-        self._fallback.limit_to(rate)
+        self._fallback.limit_to(rate, phase)
 
     def acquire(self, action: str, deadline: Deadline) -> bool:
         """Reserve the next shared slot for ``action`` and sleep until it comes."""

@@ -169,6 +169,9 @@ def test_chunks_carry_the_callers_own_options_and_their_share_of_the_rate(emulat
         }
         assert envelope["cbsnapChunk"]["rate"] == pytest.approx(20.0 / 3)
         assert envelope["cbsnapChunk"]["trigger"] == "timer"
+    # The three chunks of the region start their paces 1/20 s apart: no burst of first calls.
+    phases = sorted(e["cbsnapChunk"]["phase"] for e in envelopes)
+    assert phases == pytest.approx([0.0, 0.05, 0.10])
 
 
 def test_a_chunk_paces_to_its_share(emulator: Emulator) -> None:

@@ -34,6 +34,40 @@ def test_pacer_spaces_calls_evenly_per_action() -> None:
     assert clock.now == starts[-1]
 
 
+def test_a_phase_delays_each_actions_first_call_and_ends_with_the_share() -> None:
+    clock = FakeClock()
+    limiter = LocalRateLimiter(20, clock=clock, sleep=clock.sleep)
+    deadline = Deadline.after(60, clock)
+    assert limiter.acquire("A", deadline)  # a warm instance's earlier call: no phase then
+    clock.now += 10
+    limiter.limit_to(4.0, 0.15)
+    start = clock.now
+    assert limiter.acquire("A", deadline) and clock.now == start + 0.15
+    assert limiter.acquire("A", deadline) and abs(clock.now - (start + 0.40)) < 1e-9  # then every 1/4 s
+    assert limiter.acquire("B", deadline) and clock.now == start + 0.40  # B's phase has passed already
+    limiter.limit_to(None)  # the next invocation: no share, no phase
+    before = clock.now
+    assert limiter.acquire("C", deadline) and clock.now == before
+
+
+def test_chunks_with_staggered_phases_together_keep_to_the_limit_from_the_first_call() -> None:
+    # Five chunks of one region, each paced to 20/5 per second with phase i/20: their calls,
+    # merged, are exactly 1/20 s apart — the account's bucket never sees a burst.
+    limit, chunks, calls = 20.0, 5, 6
+    merged: list[float] = []
+    for i in range(chunks):
+        clock = FakeClock()
+        limiter = LocalRateLimiter(limit, clock=clock, sleep=clock.sleep)
+        limiter.limit_to(limit / chunks, i / limit)
+        deadline = Deadline.after(60, clock)
+        for _ in range(calls):
+            assert limiter.acquire("CreateSnapshot", deadline)
+            merged.append(clock.now - 1000.0)
+    merged.sort()
+    assert len(merged) == chunks * calls
+    assert all(abs((b - a) - 1 / limit) < 1e-9 for a, b in itertools.pairwise(merged))
+
+
 def test_pacer_refuses_a_slot_past_the_deadline() -> None:
     clock = FakeClock()
     limiter = LocalRateLimiter(1, clock=clock, sleep=clock.sleep)
