@@ -50,6 +50,7 @@ class FleetRun:
     rates: dict[str, float] = field(default_factory=dict)
     creates: dict[str, int] = field(default_factory=dict)
     throttled: int = 0
+    throttled_by: dict[str, int] = field(default_factory=dict)
     failed_runs: int = 0
     failed_disks: int = 0
     lost: int = 0
@@ -82,7 +83,8 @@ class FleetRun:
             f"{self.parent_creates} creates of its own); {per_region}\n"
             f"    chunk phase {self.wall_s:.1f} s vs ideal {self.ideal_s:.1f} s "
             f"({self.wall_ratio:.2f}x) in {self.rounds} round(s); "
-            f"throttled {self.throttled}, failed runs {self.failed_runs}, failed disks {self.failed_disks}, "
+            f"throttled {self.throttled} {self.throttled_by or ''}, failed runs {self.failed_runs}, "
+            f"failed disks {self.failed_disks}, "
             f"lost {self.lost}, duplicated {self.duplicated}"
         )
 
@@ -208,9 +210,12 @@ def run_fleet(
             run.creates[region] = len(times)
             span = times[-1] - times[0] if len(times) > 1 else 0.0
             run.rates[region] = (len(times) - 1) / span if span > 0 else 0.0
-        run.throttled = sum(
-            1 for r in recorded["rejected"] if r["code"] == "RequestLimitExceeded" and r["service"] == "cbs"
+        throttles = Counter(
+            f"{r['region']} {r['action']}"
+            for r in recorded["rejected"]
+            if r["code"] == "RequestLimitExceeded" and r["service"] == "cbs"
         )
+        run.throttled, run.throttled_by = sum(throttles.values()), dict(throttles.most_common())
         for record in records:
             last = (record.get("attempts") or [{}])[-1]
             if record.get("state") != "done":

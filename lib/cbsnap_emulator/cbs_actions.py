@@ -234,6 +234,18 @@ def _snapshot_predicate(f: Filter) -> Callable[[Snapshot], bool]:
     return lambda s: match(s, f.values)
 
 
+def _snapshot_candidates(ctx: Context, wanted: set[str] | None, filters: list[Filter]) -> list[Snapshot]:
+    """The snapshots a DescribeSnapshots could match, from the indexes where the request names
+    snapshot or disk IDs (the usual look-ups); every filter is still applied to them."""
+    if wanted is not None:
+        return [ctx.state.snapshots[i] for i in wanted if i in ctx.state.snapshots]
+    by_disk = [f for f in filters if f.name == "disk-id"]
+    if by_disk:
+        disks = set.intersection(*(set(f.values) for f in by_disk))
+        return [snap for disk_id in disks for snap in ctx.state.disk_snapshots(disk_id)]
+    return list(ctx.state.snapshots.values())
+
+
 def describe_snapshots(ctx: Context, raw: dict[str, Any]) -> dict[str, Any]:
     """DescribeSnapshots: SnapshotIds xor Filters, ordered by CREATE_TIME (ties by creation order)."""
     p = Params(raw, ("SnapshotIds", "Filters", "Limit", "OrderField", "Offset", "Order"))
@@ -246,7 +258,7 @@ def describe_snapshots(ctx: Context, raw: dict[str, Any]) -> dict[str, Any]:
     wanted = set(snapshot_ids) if snapshot_ids is not None else None
     matched = [
         s
-        for s in ctx.state.snapshots.values()
+        for s in _snapshot_candidates(ctx, wanted, filters or [])
         if s.region == ctx.region
         and (wanted is None or s.snapshot_id in wanted)
         and all(pred(s) for pred in predicates)
