@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-disks", type=int, help="disks of the size run (default 1000; quick 250)")
     parser.add_argument("--memory-runs", type=int, help="size runs (default 3; quick 1)")
     parser.add_argument("--fleet-disks", type=int, help="disks of the fleet run (default 10000; quick 400)")
-    parser.add_argument("--fleet-chunk", type=int, help="disks a fan-out chunk (default 500; quick 50)")
+    parser.add_argument("--fleet-chunk", type=int, help="disks a chunk (default 200 as in cbsnap; quick 50)")
     parser.add_argument(
         "--fleet-limit", type=float, default=20.0, help="API limit per region and action (20)"
     )
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     memory_disks = args.memory_disks or (250 if quick else 1000)  # over the fan-out threshold
     memory_runs = args.memory_runs or (1 if quick else 3)
     fleet_disks = args.fleet_disks or (400 if quick else 10000)
-    fleet_chunk = args.fleet_chunk or (50 if quick else 500)
+    fleet_chunk = args.fleet_chunk or (50 if quick else 200)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:

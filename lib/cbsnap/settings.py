@@ -122,7 +122,7 @@ class Settings(BaseModel):
         pattern=r"^(?:[A-Za-z0-9_-]{1,30}/)?[A-Za-z][A-Za-z0-9_-]{0,59}(?::[$A-Za-z0-9_.-]{1,64})?$",
     )
     fanout_threshold: int = Field(default=200, ge=1)
-    fanout_chunk: int = Field(default=100, ge=1, le=1000)
+    fanout_chunk: int = Field(default=200, ge=1, le=1000)
     # result sinks besides the log (CMQ queue / topic names)
     result_queue: str | None = None
     result_topic: str | None = None
