@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import signal
 import sys
 import threading
 import time
@@ -18,7 +17,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from cbsnap_cli import handlers
@@ -252,12 +250,13 @@ def run(args: argparse.Namespace) -> ExitCode:
     """Serve until Ctrl-C or SIGTERM."""
     from cbsnap.runtime import Runtime, set_runtime
     from cbsnap_cli.config import settings_from_env
+    from cbsnap_emulator.cli import stop_on_signals  # at run time: the emulator costs 0.1 s to import
 
     _check_webhook_auth(settings_from_env())  # before anything starts: nothing to undo
     handler = handlers.load_handler("index")
     stop = threading.Event()
-    # SIGTERM is handled from the start: a signal during start-up still stops cleanly
-    with _stop_on_sigterm(stop), _server(args, handler) as server, _api(args) as (settings, where):
+    # signals are handled from the start: a signal during start-up still stops cleanly
+    with stop_on_signals(stop), _server(args, handler) as server, _api(args) as (settings, where):
         set_runtime(Runtime.from_settings(settings, stream=sys.stderr))
         thread = threading.Thread(target=server.serve_forever, name="cbsnap-serve", daemon=True)
         thread.start()
@@ -277,24 +276,3 @@ def run(args: argparse.Namespace) -> ExitCode:
             set_runtime(None)
     print("cbsnap serve stopped.", flush=True)
     return ExitCode.OK
-
-
-@contextmanager
-def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM (docker stop, a CI step's cleanup) and SIGINT (Ctrl-C) stop cleanly."""
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    # SIGINT explicitly too: a shell starts background jobs with SIGINT ignored, and then Python
-    # raises no KeyboardInterrupt, so `kill -INT` would not stop a backgrounded `cbsnap serve`.
-    signums = (signal.SIGTERM, signal.SIGINT)
-    previous = {signum: signal.signal(signum, on_signal) for signum in signums}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)

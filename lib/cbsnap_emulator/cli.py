@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 from .auth import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
@@ -70,6 +71,29 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM (docker stop, a CI step's cleanup) or SIGINT (Ctrl-C) while the block
+    runs; the previous handlers come back after it. Also used by ``cbsnap serve``.
+
+    SIGINT is handled explicitly: a shell starts background jobs with SIGINT ignored, and Python then
+    raises no KeyboardInterrupt, so `kill -INT` (or Ctrl-C after `fg`) would not stop the server.
+    """
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m cbsnap_emulator") -> int:
     """Run the emulator until Ctrl-C or SIGTERM; return the exit status (2: it could not start)."""
     args = _parser(prog).parse_args(argv)
@@ -93,30 +117,26 @@ def main(argv: list[str] | None = None, prog: str = "python -m cbsnap_emulator")
         print(f"cbsnap emulator: {_start_problem(exc, args)}", file=sys.stderr)
         return 2
     stop = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        # SIGINT too, explicitly: a shell starts background jobs with SIGINT ignored, and Python
-        # then raises no KeyboardInterrupt, so `kill -INT` (or Ctrl-C after `fg`) would not stop it.
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, _on_signal)
-    disks = emu.disks()
-    # A wildcard bind is reachable on loopback; print an address clients can actually use.
-    endpoint = emu.endpoint
-    for wildcard, loopback in (("0.0.0.0:", "127.0.0.1:"), ("[::]:", "[::1]:")):
-        if endpoint.startswith(wildcard):
-            endpoint = loopback + endpoint[len(wildcard) :]
-    print(f"cbsnap emulator listening on http://{endpoint} ({len(disks)} disks; admin API at /_emulator/)")
-    # with the scheme: a bare host:port outside loopback would mean https to cbsnap
-    print(f"export CBSNAP_ENDPOINT=http://{endpoint}")
-    print(f"export TENCENTCLOUD_SECRETID={DEFAULT_SECRET_ID}")
-    print(f"export TENCENTCLOUD_SECRETKEY={DEFAULT_SECRET_KEY}")
-    print("Press Ctrl-C to stop.", flush=True)
     try:
-        while not stop.wait(0.5):
-            pass
+        # from the start: a signal while the banner prints still stops cleanly
+        with stop_on_signals(stop):
+            disks = emu.disks()
+            # A wildcard bind is reachable on loopback; print an address clients can actually use.
+            endpoint = emu.endpoint
+            for wildcard, loopback in (("0.0.0.0:", "127.0.0.1:"), ("[::]:", "[::1]:")):
+                if endpoint.startswith(wildcard):
+                    endpoint = loopback + endpoint[len(wildcard) :]
+            print(
+                f"cbsnap emulator listening on http://{endpoint} ({len(disks)} disks; "
+                "admin API at /_emulator/)"
+            )
+            # with the scheme: a bare host:port outside loopback would mean https to cbsnap
+            print(f"export CBSNAP_ENDPOINT=http://{endpoint}")
+            print(f"export TENCENTCLOUD_SECRETID={DEFAULT_SECRET_ID}")
+            print(f"export TENCENTCLOUD_SECRETKEY={DEFAULT_SECRET_KEY}")
+            print("Press Ctrl-C to stop.", flush=True)
+            while not stop.wait(0.5):
+                pass
     except KeyboardInterrupt:
         pass
     finally:
